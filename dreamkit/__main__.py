@@ -1,0 +1,7 @@
+"""`python -m dreamkit` is `dreamkit`."""
+
+import sys
+
+from dreamkit.cli import main
+
+sys.exit(main())

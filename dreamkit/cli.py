@@ -1,0 +1,95 @@
+"""Command-line front ends: `dream IMAGE` and `dreamkit <command>`.
+
+Every command module in `dreamkit.commands` has NAME, HELP, `add_arguments(parser)` and
+`run(args) -> int`. Errors a user can fix exit 2 with one line on stderr; anything else exits 1
+with a short report (`--debug` shows the traceback either way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from dreamkit import __version__
+from dreamkit.commands import COMMANDS
+from dreamkit.commands import dream as dream_command
+from dreamkit.errors import DreamkitError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2, no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except DreamkitError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"{parser.prog}: internal error: {type(exc).__name__}: {exc}\n"
+            f"  please report it with the command you ran (add --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _add_globals(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"dreamkit {__version__}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `dreamkit` parser with one subparser per command."""
+    parser = Parser(
+        prog="dreamkit",
+        description="DeepDream and feature visualization for PyTorch.",
+        epilog="Run `dreamkit COMMAND --help` for a command's options.",
+    )
+    _add_globals(parser)
+    sub = parser.add_subparsers(
+        title="commands", metavar="COMMAND", required=True, parser_class=Parser
+    )
+    for command in COMMANDS:
+        child = sub.add_parser(
+            command.NAME,
+            help=command.HELP,
+            description=command.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _add_globals(child)
+        command.add_arguments(child)
+        child.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`dreamkit COMMAND ...`"""
+    return _run(build_parser(), argv)
+
+
+def dream_main(argv: Sequence[str] | None = None) -> int:
+    """`dream IMAGE ...`: the same as `dreamkit dream`."""
+    parser = Parser(
+        prog="dream",
+        description=dream_command.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_globals(parser)
+    dream_command.add_arguments(parser)
+    parser.set_defaults(run=dream_command.run)
+    return _run(parser, argv)
