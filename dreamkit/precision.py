@@ -1,0 +1,40 @@
+"""Numeric precision of the network's forward/backward: fp32, or bf16/fp16 autocast.
+
+The image being optimized, the objective and the step stay in fp32; only the network runs in the
+lower precision. `auto` is bf16 on GPUs that support it and fp32 elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from dreamkit.errors import DreamkitError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(name: str, device: torch.device | str) -> torch.dtype | None:
+    """The autocast dtype for `name` on `device` (None = plain fp32); explains refusals."""
+    device = torch.device(device)
+    if name not in PRECISIONS:
+        raise DreamkitError(f"unknown precision {name!r}; choose from {', '.join(PRECISIONS)}")
+    cuda = device.type == "cuda"
+    if name == "auto":
+        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
+    if name == "fp16" and not cuda:
+        raise DreamkitError("fp16 needs a CUDA GPU; use --precision bf16 or fp32 on the CPU")
+    if name == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+        raise DreamkitError("this GPU has no bf16 support; use --precision fp16 or fp32")
+    return _DTYPES[name]
+
+
+def autocast(
+    device: torch.device | str, dtype: torch.dtype | None
+) -> contextlib.AbstractContextManager:
+    """Autocast to `dtype` on `device`'s type, or nothing for fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
