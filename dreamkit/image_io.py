@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
     "ImageError",
+    "SAVE_EXTENSIONS",
     "atomic_path",
     "list_images",
     "load_image",
@@ -68,6 +69,8 @@ _READ_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG includes M
 _FORMAT_NAMES = "PNG, JPEG, GIF, WebP, BMP or TIFF"
 
 _WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+SAVE_EXTENSIONS: frozenset[str] = frozenset(_WRITE_FORMATS)
+"""File extensions :func:`save_image` writes (lower case)."""
 
 # Exceptions Pillow, zlib and the OS raise on bad files; all become ImageError.
 _DECODE_ERRORS = (
@@ -145,7 +148,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return exc.strerror
     text = " ".join(str(exc).split())
-    if "truncated" in text:
+    if "truncated" in text.lower():
         return f"file is truncated or corrupt ({text})"
     detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return f"corrupt or unreadable image ({detail})"
@@ -184,7 +187,7 @@ def _looks_like_text(p: Path) -> bool:
             head = fh.read(512)
     except OSError:
         return False
-    if not head or b"\0" in head:
+    if len(head) < 8 or b"\0" in head:  # too short to tell a text from a cut-off header
         return False
     try:
         text = head.decode("utf-8")
@@ -339,7 +342,9 @@ def load_image(
     multi-page TIFF) is returned as (N, 3, H, W); by default only the first.
 
     ``max_pixels`` caps width * height (summed over the frames read), checked
-    from the header before decoding; ``None`` disables the cap.
+    from the header before decoding; ``None`` disables it together with
+    Pillow's own bomb check (prefer a larger number: a 200-byte file can claim
+    billions of pixels).
 
     Raises:
         ImageError: for anything wrong with the file (missing, a folder, empty,

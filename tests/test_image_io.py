@@ -741,7 +741,7 @@ MODES = {
     "CMYK": (np.uint8, 4, (0, 255), ["JPEG", "TIFF"]),
     "I;16": (np.uint16, 0, (0, 65535), ["PNG", "TIFF"]),
     "I": (np.int32, 0, (-(2**31), 2**31 - 1), ["TIFF"]),
-    "F": (np.float32, 0, (-1e30, 1e30), ["TIFF"]),
+    "F": (np.float32, 0, (float(np.float32(-3e38)), float(np.float32(3e38))), ["TIFF"]),
 }
 
 
