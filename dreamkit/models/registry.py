@@ -13,7 +13,7 @@ import torch
 
 from dreamkit.errors import DreamkitError
 from dreamkit.layers import LayerTable
-from dreamkit.models import bvlc_googlenet, squeezenet, torchvision_zoo
+from dreamkit.models import bvlc_googlenet, squeezenet
 from dreamkit.models.staged import StagedNet
 from dreamkit.models.weights import cache_dir, find_weights, how_to_get, read_state
 
@@ -66,13 +66,17 @@ def _caffe_download(name: str) -> Callable[[Path], Path]:
 
 
 def _torchvision_spec(name: str, description: str, default_layer: str) -> ModelSpec:
-    return ModelSpec(
-        name,
-        description,
-        build=lambda state: torchvision_zoo.build(name, state),
-        download=lambda dest: torchvision_zoo.download(name, dest),
-        default_layer=default_layer,
-    )
+    def build(state: dict[str, torch.Tensor] | None) -> StagedNet:
+        from dreamkit.models import torchvision_zoo  # torchvision.models is slow to import
+
+        return torchvision_zoo.build(name, state)
+
+    def download(dest: Path) -> Path:
+        from dreamkit.models import torchvision_zoo
+
+        return torchvision_zoo.download(name, dest)
+
+    return ModelSpec(name, description, build, download, default_layer)
 
 
 MODELS: dict[str, ModelSpec] = {
