@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
+from torch import nn
 
 from dreamkit.capture import LOGITS
 from dreamkit.errors import DreamkitError
@@ -18,12 +19,27 @@ Activations = Mapping[str, torch.Tensor]
 
 
 class Objective:
-    """A named function of activations -> (B,) values, with the layers it needs."""
+    """A named function of activations -> (B,) values, with the layers it needs.
 
-    def __init__(self, fn: Callable[[Activations], torch.Tensor], needs: Sequence[str], name: str):
+    `batch` is the number of images a per-image objective (one channel, class or vector per
+    image) is defined for, None when it fits any batch. `setup` holds callables run once with
+    the network before optimizing (`prepare(net)`), e.g. to compute a guide image's features.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[Activations], torch.Tensor],
+        needs: Sequence[str],
+        name: str,
+        *,
+        batch: int | None = None,
+        setup: Sequence[Callable[[nn.Module], None]] = (),
+    ):
         self.fn = fn
         self.needs = tuple(dict.fromkeys(needs))
         self.name = name
+        self.batch = batch
+        self.setup = tuple(setup)
 
     def __call__(self, acts: Activations) -> torch.Tensor:
         return self.fn(acts)
@@ -31,19 +47,36 @@ class Objective:
     def __repr__(self) -> str:
         return f"Objective({self.name})"
 
+    def prepare(self, net: nn.Module) -> Objective:
+        """Run the setup steps (once per render or dream) with the network; returns self."""
+        for step in self.setup:
+            step(net)
+        return self
+
+    def _derive(self, fn: Callable[[Activations], torch.Tensor], name: str) -> Objective:
+        return Objective(fn, self.needs, name, batch=self.batch, setup=self.setup)
+
     def __add__(self, other: Objective | float) -> Objective:
         if isinstance(other, (int, float)):
-            return Objective(lambda a: self(a) + other, self.needs, f"{self.name} + {other}")
+            return self._derive(lambda a: self(a) + other, f"{self.name} + {other}")
         other = as_objective(other)
+        if None not in (self.batch, other.batch) and self.batch != other.batch:
+            raise DreamkitError(
+                f"objectives for {self.batch} and {other.batch} images cannot be added"
+            )
         return Objective(
-            lambda a: self(a) + other(a), self.needs + other.needs, f"{self.name} + {other.name}"
+            lambda a: self(a) + other(a),
+            self.needs + other.needs,
+            f"{self.name} + {other.name}",
+            batch=self.batch if self.batch is not None else other.batch,
+            setup=self.setup + other.setup,
         )
 
     def __radd__(self, other: float) -> Objective:  # lets sum() start from 0
         return self if other == 0 else self + other
 
     def __neg__(self) -> Objective:
-        return Objective(lambda a: -self(a), self.needs, f"-({self.name})")
+        return self._derive(lambda a: -self(a), f"-({self.name})")
 
     def __sub__(self, other: Objective | float) -> Objective:
         return self + (-as_objective(other) if not isinstance(other, (int, float)) else -other)
@@ -51,7 +84,7 @@ class Objective:
     def __mul__(self, k: float) -> Objective:
         if not isinstance(k, (int, float)):
             return NotImplemented
-        return Objective(lambda a: k * self(a), self.needs, f"{k} * ({self.name})")
+        return self._derive(lambda a: k * self(a), f"{k} * ({self.name})")
 
     __rmul__ = __mul__
 
@@ -78,6 +111,11 @@ def _check_channels(layer: str, channels: int | Sequence[int], acts: torch.Tenso
         )
 
 
+def _list_length(values: object) -> int | None:
+    """The batch a per-image list defines; None for one value shared by all images."""
+    return None if isinstance(values, int) else len(values)  # type: ignore[arg-type]
+
+
 def layer_norm(layer: str) -> Objective:
     """DeepDream's objective: the root-mean-square activation of the whole layer."""
     return Objective(
@@ -95,7 +133,7 @@ def channel(layer: str, channels: int | Sequence[int]) -> Objective:
         picked = acts[torch.arange(acts.shape[0], device=acts.device), index]
         return picked.float().flatten(1).mean(1)
 
-    return Objective(fn, [layer], f"{layer}:{channels}")
+    return Objective(fn, [layer], f"{layer}:{channels}", batch=_list_length(channels))
 
 
 def class_logit(classes: int | str | Sequence[int | str]) -> Objective:
@@ -112,7 +150,110 @@ def class_logit(classes: int | str | Sequence[int | str]) -> Objective:
         rows = torch.arange(logits.shape[0], device=logits.device)
         return logits[rows, _per_channel(index, logits)].float()
 
-    return Objective(fn, [LOGITS], f"class {classes}")
+    return Objective(fn, [LOGITS], f"class {classes}", batch=_list_length(index))
+
+
+def neuron(
+    layer: str, channels: int | Sequence[int], x: int | None = None, y: int | None = None
+) -> Objective:
+    """One channel's activation at one position, (x, y) in the layer's grid (default: centre)."""
+
+    def fn(a: Activations) -> torch.Tensor:
+        acts = a[layer]
+        _check_channels(layer, channels, acts)
+        h, w = acts.shape[-2:]
+        col, row = w // 2 if x is None else x, h // 2 if y is None else y
+        if not (0 <= col < w and 0 <= row < h):
+            raise DreamkitError(f"neuron position ({col}, {row}) is outside {layer}'s {w}x{h} grid")
+        rows = torch.arange(acts.shape[0], device=acts.device)
+        return acts[rows, _per_channel(channels, acts), row, col].float()
+
+    where = "centre" if x is None and y is None else f"x={x},y={y}"
+    return Objective(fn, [layer], f"{layer}:{channels} @{where}", batch=_list_length(channels))
+
+
+COS_FLOOR = 0.1  # cosines below this count as this in `direction` (as lucid's floor)
+
+
+def direction(layer: str, vector: torch.Tensor, cossim_power: float = 0.0) -> Objective:
+    """Alignment of the activations with a direction, (C,) for all images or (B, C) per image.
+
+    Per image: the mean over positions of (a . v) * max(cos(a, v), COS_FLOOR) ** cossim_power,
+    with v the unit vector; power 0 is the plain mean projection, higher powers reward the
+    direction itself over merely large activations.
+    """
+    vector = torch.as_tensor(vector, dtype=torch.float32)
+    if vector.dim() not in (1, 2):
+        raise DreamkitError(f"a direction is a (C,) or (B, C) vector, not {tuple(vector.shape)}")
+    unit = vector / vector.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    batch = unit.shape[0] if unit.dim() == 2 else None
+
+    def fn(a: Activations) -> torch.Tensor:
+        acts = a[layer].float()
+        if unit.shape[-1] != acts.shape[1]:
+            raise DreamkitError(
+                f"direction has {unit.shape[-1]} values but {layer} has {acts.shape[1]} channels"
+            )
+        v = unit.to(acts.device).expand(acts.shape[0], -1)
+        dot = torch.einsum("bchw,bc->bhw", acts, v)
+        if cossim_power:
+            cos = dot / acts.norm(dim=1).clamp_min(1e-6)
+            dot = dot * cos.clamp_min(COS_FLOOR).pow(cossim_power)
+        return dot.flatten(1).mean(1)
+
+    return Objective(fn, [layer], f"{layer} direction (cos^{cossim_power})", batch=batch)
+
+
+def _gram(acts: torch.Tensor) -> torch.Tensor:
+    flat = acts.float().flatten(2)
+    return flat @ flat.transpose(1, 2)
+
+
+def diversity(layer: str) -> Objective:
+    """Minus the mean cosine similarity of each image's Gram matrix to the other images'.
+
+    Unlike every other objective it couples the images of a batch (that is its purpose).
+    """
+
+    def fn(a: Activations) -> torch.Tensor:
+        grams = _gram(a[layer]).flatten(1)
+        grams = grams / grams.norm(dim=1, keepdim=True).clamp_min(1e-10)
+        n = grams.shape[0]
+        if n < 2:
+            return grams.new_zeros(n)
+        sims = grams @ grams.T
+        return -(sims.sum(1) - sims.diagonal()) / (n - 1)
+
+    return Objective(fn, [layer], f"{layer} diversity")
+
+
+def guide(layer: str, image: torch.Tensor) -> Objective:
+    """Guided dream: pull each position's features toward the best-matching guide feature.
+
+    As in the original DeepDream notebook, every position of the dream's activations is scored
+    by its largest dot product with any position of the guide's activations (mean over
+    positions), so the dream and the guide may have any sizes. The guide's activations are
+    computed once, without gradients, by `prepare(net)` (render and dream call it).
+    """
+    from dreamkit.capture import capture
+
+    guide_image = image[None] if image.dim() == 3 else image
+    features: dict[str, torch.Tensor] = {}
+
+    def setup(net: nn.Module) -> None:
+        device = next(net.parameters()).device
+        with torch.no_grad():
+            acts = capture(net, guide_image.to(device, torch.float32), [layer])[layer]
+        features["guide"] = acts[0].float().flatten(1)  # (C, N)
+
+    def fn(a: Activations) -> torch.Tensor:
+        if "guide" not in features:
+            raise DreamkitError("guide objective used before prepare(net)")
+        acts = a[layer].float().flatten(2)  # (B, C, M)
+        scores = torch.einsum("bcm,cn->bmn", acts, features["guide"].to(acts.device))
+        return scores.amax(2).mean(1)
+
+    return Objective(fn, [layer], f"{layer} guided", setup=[setup])
 
 
 def as_objective(spec: Objective | str) -> Objective:
