@@ -1,0 +1,99 @@
+"""Measure how linear each layer of a network is, on random crops of a folder of photos.
+
+For every layer f: homogeneity(k) = E||f(mu + k(x - mu)) - [f(mu) + k(f(x) - f(mu))]|| and
+additivity = E||f(mu + (x - mu) + (y - mu)) - [f(x) + f(y) - f(mu)]||, both divided by
+E||f(x) - f(y)|| (mu: the mean image; 0 = linear), the same two for the map from the layer to
+the logits (latent), and superposition (render directions a, b, a + b; the share of a's and b's
+solo projection the a + b image keeps) on a few layers. Baselines: random directions instead of
+the photos' own, and random weights. Writes OUTDIR/linearity.json, .csv and, with matplotlib,
+linearity.png (definitions: the docs of dreamkit.linearity).
+
+examples:
+  dreamkit linearity --images photos/ -o linearity/
+  dreamkit linearity --images photos/ -o out/ --superposition-layers none --no-plot
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from dreamkit import __version__
+from dreamkit.commands.common import add_model_arguments, open_model, positive_int, resolve_device
+from dreamkit.directions import augmented
+from dreamkit.image_io import DEFAULT_MAX_PIXELS, list_images, load_image, save_image
+from dreamkit.linearity import (
+    DEFAULT_KS,
+    linearity_table,
+    plot_table,
+    superposition_rows,
+    write_table,
+)
+from dreamkit.models import load_model
+
+NAME = "linearity"
+HELP = "probe how linear each layer is (homogeneity, additivity, superposition)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--images", required=True, metavar="DIR", help="folder of photos")
+    parser.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                        help="folder for linearity.json, .csv and .png")
+    parser.add_argument("--crops", type=positive_int, default=2, metavar="N",
+                        help="random crops per photo (default: %(default)s)")
+    parser.add_argument("--size", type=positive_int, default=128, metavar="PX",
+                        help="crop side in pixels (default: %(default)s)")
+    parser.add_argument("--layers", metavar="LIST",
+                        help="comma-separated layers to probe (default: all of the model's)")
+    parser.add_argument("-k", type=float, nargs="+", default=list(DEFAULT_KS),
+                        help="homogeneity scales (default: %(default)s)")
+    parser.add_argument("--superposition-layers", default="low,mid,high", metavar="LIST",
+                        help="comma-separated layers or tiers for the superposition probe, or "
+                             "none (default: %(default)s)")
+    parser.add_argument("--render-steps", type=positive_int, default=64, metavar="N",
+                        help="optimization steps of each superposition render (default: "
+                             "%(default)s)")
+    parser.add_argument("--render-size", type=positive_int, default=64, metavar="PX",
+                        help="side of the superposition renders (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    add_model_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.monotonic()
+    outdir = Path(args.output)
+    photos = [load_image(f, max_pixels=DEFAULT_MAX_PIXELS) for f in list_images(args.images)]
+    images, _ = augmented(photos, args.crops, args.size, args.seed)
+    trained = open_model(args)
+    torch.manual_seed(args.seed)
+    random = load_model(args.model, device=resolve_device(args.device), random_weights=True)
+    tiers = [] if args.superposition_layers == "none" else args.superposition_layers.split(",")
+    chosen = list(dict.fromkeys(trained.layers.resolve(t).name for t in tiers))
+    layers = [trained.layers.resolve(name).name for name in args.layers.split(",")] if args.layers \
+        else trained.layers.names
+    rows = []
+    for weights, net in (("trained", trained), ("random", random)):
+        rows += linearity_table(net, images, weights=weights, ks=args.k, layers=layers,
+                                seed=args.seed)
+    render = {"size": args.render_size, "steps": args.render_steps}
+    sup_rows, renders = superposition_rows(trained, images, chosen, seed=args.seed, **render)
+    rows += sup_rows
+    for (layer, kind), panel in renders.items():
+        save_image(torch.cat(list(panel), dim=2), outdir / f"superposition_{layer}_{kind}.png")
+    info = {
+        "dreamkit": __version__, "model": args.model, "images": [str(f) for f in
+                                                                   list_images(args.images)],
+        "crops": args.crops, "size": args.size, "ks": args.k, "seed": args.seed,
+        "render": render, "seconds": round(time.monotonic() - start, 1),
+    }
+    written = write_table(rows, outdir, info)
+    if not args.no_plot:
+        written.append(plot_table(rows, outdir / "linearity.png",
+                                  f"{args.model}: linearity against depth ({len(images)} crops)"))
+    for path in written:
+        print(path)
+    return 0

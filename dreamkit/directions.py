@@ -1,0 +1,283 @@
+"""Learned directions in a layer's activation space: fit, save, load.
+
+A direction is a vector with one entry per channel of a layer. `fit` learns a concept direction
+from two sets of images (the difference of their mean spatially-pooled activations, or the weight
+vector of a logistic linear probe) and measures how well it separates held-out examples; `pca`
+finds the principal directions of a layer's activations over a set of images. A few images
+suffice: each is augmented into many random crops and flips.
+
+A direction file is a safetensors file with one float32 tensor `directions` of shape (K, C) and
+string metadata `format`, `dreamkit` (version), `model`, `layer`, `method` and `stats` (a JSON
+object of numbers). Loading is strict (no pickle, no eval): any other tensor, key or shape is
+refused, as is a file made for another model or layer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from kornia.geometry.transform import crop_and_resize
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from dreamkit import __version__
+from dreamkit.capture import capture
+from dreamkit.errors import DreamkitError
+from dreamkit.image_io import atomic_path
+from dreamkit.models import get_spec
+from dreamkit.models.staged import StagedNet
+
+FORMAT = "dreamkit-directions/1"
+METHODS = ("mean", "probe", "pca")
+_TENSOR = "directions"
+_KEYS = {"format", "dreamkit", "model", "layer", "method", "stats"}
+
+
+@dataclass(frozen=True)
+class Directions:
+    """K directions (rows of `vectors`, float32 (K, C)) of one layer of one model."""
+
+    vectors: torch.Tensor
+    layer: str
+    model: str
+    method: str
+    stats: dict[str, float | list[float]] = field(default_factory=dict)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the safetensors file atomically; reloading gives the same bits."""
+        metadata = {
+            "format": FORMAT, "dreamkit": __version__, "model": self.model, "layer": self.layer,
+            "method": self.method, "stats": json.dumps(self.stats),
+        }
+        vectors = self.vectors.detach().to("cpu", torch.float32).contiguous()
+        with atomic_path(path) as tmp:
+            save_file({_TENSOR: vectors}, str(tmp), metadata=metadata)
+        return Path(path)
+
+
+def _bad(path: object, what: str) -> DreamkitError:
+    return DreamkitError(f"{path}: not a valid dreamkit direction file ({what})")
+
+
+def _check_stats(path: object, text: str) -> dict[str, float | list[float]]:
+    try:
+        stats = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
+        raise _bad(path, "stats is not JSON") from None
+
+    def number(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if not isinstance(stats, dict) or not all(
+        number(v) or (isinstance(v, list) and all(number(x) for x in v)) for v in stats.values()
+    ):
+        raise _bad(path, "stats must map names to numbers")
+    return stats
+
+
+def load_directions(
+    path: str | os.PathLike[str], *, model: str | None = None, layer: str | None = None
+) -> Directions:
+    """Read a direction file, refusing one made for another `model` or `layer` when given."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            keys = set(f.keys())
+            if keys != {_TENSOR}:
+                raise _bad(path, f"expected one tensor '{_TENSOR}', found {sorted(keys)}")
+            vectors = f.get_tensor(_TENSOR)
+    except FileNotFoundError:
+        raise DreamkitError(f"{path}: no such file") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _bad(path, " ".join(str(exc).split())) from None
+    if set(meta) != _KEYS or meta["format"] != FORMAT:
+        raise _bad(path, f"metadata keys {sorted(meta)}, expected {sorted(_KEYS)} and {FORMAT}")
+    if meta["method"] not in METHODS:
+        raise _bad(path, f"unknown method {meta['method']!r}")
+    if vectors.dtype != torch.float32 or vectors.dim() != 2 or vectors.shape[0] < 1:
+        raise _bad(path, f"expected a float32 (K, C) tensor, got {vectors.dtype} "
+                         f"{tuple(vectors.shape)}")
+    if not torch.isfinite(vectors).all():
+        raise _bad(path, "non-finite values")
+    saved = Directions(vectors, meta["layer"], meta["model"], meta["method"],
+                       _check_stats(path, meta["stats"]))
+    if model is not None and saved.model != model:
+        raise DreamkitError(
+            f"{path}: direction was fitted on model {saved.model}, not {model} (pass --model "
+            f"{saved.model} or fit one for {model})"
+        )
+    if layer is not None:
+        wanted = get_spec(saved.model).layers.resolve(layer).name
+        if wanted != saved.layer:
+            raise DreamkitError(
+                f"{path}: direction is for layer {saved.layer}, not {wanted} (use --layer "
+                f"{saved.layer} or fit one for {wanted})"
+            )
+    return saved
+
+
+def resolve_direction_arg(
+    spec: str, model: str, layer: str | None = None
+) -> tuple[str, torch.Tensor]:
+    """`FILE[:index]` -> (layer, vector (C,) float32); the index picks a row (default 0)."""
+    path, sep, index = spec.rpartition(":")
+    if not (sep and index.isdigit()):
+        path, index = spec, "0"
+    saved = load_directions(path, model=model, layer=layer)
+    k = int(index)
+    if k >= len(saved.vectors):
+        raise DreamkitError(
+            f"{spec}: index {k} is out of range, the file holds {len(saved.vectors)} "
+            f"direction(s) (0-{len(saved.vectors) - 1})"
+        )
+    channels = get_spec(saved.model).layers.resolve(saved.layer).channels
+    if saved.vectors.shape[1] != channels:
+        raise _bad(path, f"{saved.vectors.shape[1]} entries but {saved.layer} has {channels} "
+                         "channels")
+    return saved.layer, saved.vectors[k].clone()
+
+
+# --------------------------------------------------------------------------- data
+
+
+def random_crops(
+    image: torch.Tensor, count: int, size: int, generator: torch.Generator,
+    scale: tuple[float, float] = (0.3, 1.0),
+) -> torch.Tensor:
+    """`count` random square crops of a (3, H, W) image, each resized to `size` and flipped
+    left-right with probability 1/2; the crop side is a `scale` fraction of the shorter side."""
+    _, h, w = image.shape
+    sides = torch.empty(count).uniform_(*scale, generator=generator) * min(h, w)
+    x0 = torch.rand(count, generator=generator) * (w - sides)
+    y0 = torch.rand(count, generator=generator) * (h - sides)
+    x1, y1 = x0 + sides - 1, y0 + sides - 1
+    boxes = torch.stack([torch.stack([x0, y0], 1), torch.stack([x1, y0], 1),
+                         torch.stack([x1, y1], 1), torch.stack([x0, y1], 1)], 1)
+    crops = crop_and_resize(image[None].expand(count, -1, -1, -1), boxes, (size, size))
+    flip = torch.rand(count, generator=generator) < 0.5
+    crops[flip] = crops[flip].flip(-1)
+    return crops
+
+
+def augmented(
+    images: Sequence[torch.Tensor], crops: int, size: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random crops of every image -> (N, 3, size, size) and the source index of each crop."""
+    generator = torch.Generator().manual_seed(seed)
+    batches = [random_crops(image, crops, size, generator) for image in images]
+    groups = torch.arange(len(images)).repeat_interleave(crops)
+    return torch.cat(batches), groups
+
+
+@torch.no_grad()
+def activations(net: StagedNet, images: torch.Tensor, layer: str, batch: int = 16) -> torch.Tensor:
+    """The layer's activations (N, C, H, W), or (N, C) past global pooling, in float32."""
+    device = next(net.parameters()).device
+    parts = [capture(net, images[i:i + batch].to(device), [layer])[layer].float().cpu()
+             for i in range(0, len(images), batch)]
+    return torch.cat(parts)
+
+
+def pooled(acts: torch.Tensor) -> torch.Tensor:
+    """Spatial mean: (N, C, H, W) -> (N, C); (N, C) stays."""
+    return acts.mean(dim=(2, 3)) if acts.dim() == 4 else acts
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def _separator(pos: torch.Tensor, neg: torch.Tensor, method: str) -> tuple[torch.Tensor, float]:
+    """(direction, offset) with score = x . direction + offset > 0 for the positive class."""
+    if method == "mean":
+        direction = pos.mean(0) - neg.mean(0)
+        return direction, -float(direction @ (pos.mean(0) + neg.mean(0))) / 2
+    if method != "probe":
+        raise DreamkitError(f"unknown method {method!r}: use mean or probe")
+    x = torch.cat([pos, neg]).double()
+    y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))]).double()
+    center, spread = x.mean(0), x.std(0).clamp_min(1e-6)
+    z = (x - center) / spread
+    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
+
+    def loss() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, y)
+        value = value + 1e-3 * w.pow(2).sum()  # L2: a unique, finite answer on separable data
+        value.backward()
+        return value
+
+    optimizer.step(loss)
+    direction = (w.detach() / spread).float()
+    return direction, float(b.detach() - (w.detach() / spread) @ center)
+
+
+def _folds(groups: torch.Tensor, k: int, generator: torch.Generator) -> tuple[torch.Tensor, str]:
+    """Fold of each example: whole source images when there are >= k of them, else crops."""
+    distinct = groups.unique()
+    if len(distinct) >= k:
+        order = distinct[torch.randperm(len(distinct), generator=generator)]
+        fold_of = {int(g): i % k for i, g in enumerate(order)}
+        return torch.tensor([fold_of[int(g)] for g in groups]), "images"
+    return torch.randperm(len(groups), generator=generator) % k, "crops"
+
+
+def cross_validated_accuracy(
+    pos: torch.Tensor, neg: torch.Tensor, method: str, *, folds: int = 5,
+    pos_groups: torch.Tensor | None = None, neg_groups: torch.Tensor | None = None, seed: int = 0,
+) -> tuple[float, str]:
+    """k-fold held-out accuracy of the separator, and whether folds split images or crops."""
+    generator = torch.Generator().manual_seed(seed)
+    pos_groups = torch.arange(len(pos)) if pos_groups is None else pos_groups
+    neg_groups = torch.arange(len(neg)) if neg_groups is None else neg_groups
+    k = max(2, min(folds, len(pos), len(neg)))
+    pos_fold, pos_unit = _folds(pos_groups, k, generator)
+    neg_fold, neg_unit = _folds(neg_groups, k, generator)
+    correct = 0
+    for i in range(k):
+        direction, offset = _separator(pos[pos_fold != i], neg[neg_fold != i], method)
+        correct += int((pos[pos_fold == i] @ direction + offset > 0).sum())
+        correct += int((neg[neg_fold == i] @ direction + offset <= 0).sum())
+    unit = "images" if pos_unit == neg_unit == "images" else "crops"
+    return correct / (len(pos) + len(neg)), unit
+
+
+def fit_direction(
+    pos: torch.Tensor, neg: torch.Tensor, layer: str, model: str, method: str = "mean", *,
+    folds: int = 5, pos_groups: torch.Tensor | None = None,
+    neg_groups: torch.Tensor | None = None, seed: int = 0,
+) -> Directions:
+    """A concept direction from pooled activations (N, C) of positive and negative examples;
+    its stats hold the k-fold held-out accuracy."""
+    accuracy, unit = cross_validated_accuracy(pos, neg, method, folds=folds, seed=seed,
+                                              pos_groups=pos_groups, neg_groups=neg_groups)
+    direction, _ = _separator(pos, neg, method)
+    stats = {"accuracy": accuracy, "folds": folds, "folds_over_images": float(unit == "images"),
+             "positives": len(pos), "negatives": len(neg)}
+    return Directions(direction[None].contiguous(), layer, model, method, stats)
+
+
+def principal_directions(acts: torch.Tensor, k: int, layer: str, model: str) -> Directions:
+    """The top-k principal directions (unit rows) of activations (N, C, H, W) over all images
+    and positions; each sign is chosen so the projections' heavy tail (skew) is positive."""
+    samples = acts.movedim(1, -1).reshape(-1, acts.shape[1]) if acts.dim() == 4 else acts
+    if k > min(samples.shape):
+        raise DreamkitError(f"-k {k} is more than the {min(samples.shape)} principal directions "
+                            f"{len(samples)} samples of {samples.shape[1]} channels allow")
+    centered = (samples - samples.mean(0)).double()
+    _, singular, vh = torch.linalg.svd(centered, full_matrices=False)
+    vectors = vh[:k]
+    skew = (centered @ vectors.T).pow(3).sum(0)
+    vectors = (vectors * torch.where(skew < 0, -1.0, 1.0).double()[:, None]).float()
+    variance = singular.pow(2)
+    ratio = (variance[:k] / variance.sum()).tolist()
+    stats = {"explained_variance_ratio": [r if math.isfinite(r) else 0.0 for r in ratio],
+             "samples": len(samples)}
+    return Directions(vectors.contiguous(), layer, model, "pca", stats)
