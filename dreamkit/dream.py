@@ -10,6 +10,7 @@ output keeps the photo's own resolution and content.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -17,10 +18,11 @@ import torch.nn.functional as F
 from kornia.filters import gaussian_blur2d
 from tqdm.auto import tqdm
 
-from dreamkit.capture import capture
 from dreamkit.errors import DreamkitError
 from dreamkit.models.staged import StagedNet
 from dreamkit.objectives import Objective, as_objective
+from dreamkit.precision import resolve_precision
+from dreamkit.tiling import Gradient, image_gradient
 
 MIN_OCTAVE_SIDE = 32  # smaller octaves carry no useful detail and starve deep layers
 
@@ -43,8 +45,9 @@ class DreamSettings:
             (self.octave_scale > 1, "octave scale must be greater than 1"),
             (self.steps >= 1, "steps must be at least 1"),
             (self.lr > 0 and math.isfinite(self.lr), "lr must be a positive number"),
-            (self.jitter >= 0, "jitter must be 0 or more"),
+            (0 <= self.jitter < 2**31, "jitter must be from 0 to 2147483647 pixels"),
             (self.blur >= 0 and math.isfinite(self.blur), "blur must be 0 or more"),
+            (-(2**63) <= self.seed < 2**64, "seed must fit in 64 bits"),
         ]
         for ok, message in checks:
             if not ok:
@@ -52,6 +55,10 @@ class DreamSettings:
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
+
+
+class DivergedError(DreamkitError):
+    """The loss or the gradient became NaN or infinite; the image is dropped, never written."""
 
 
 def octave_sizes(height: int, width: int, settings: DreamSettings) -> list[tuple[int, int]]:
@@ -81,18 +88,17 @@ def smooth(grad: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def dream_step(
-    net: StagedNet,
     image: torch.Tensor,
-    objective: Objective,
+    gradient: Gradient,
     settings: DreamSettings,
     generator: torch.Generator,
 ) -> torch.Tensor:
     """One jittered, normalized gradient-ascent step on a (B, 3, H, W) image in [0, 1]."""
     dy, dx = torch.randint(-settings.jitter, settings.jitter + 1, (2,), generator=generator)
     shift = (int(dy), int(dx))
-    shifted = image.roll(shift, dims=(2, 3)).requires_grad_(True)
-    value = objective(capture(net, shifted, objective.needs)).sum()
-    (grad,) = torch.autograd.grad(value, shifted)
+    shifted = image.roll(shift, dims=(2, 3))
+    values, grad = gradient(shifted)
+    grad = grad + values.view(-1, 1, 1, 1) * 0  # a non-finite loss poisons the step: dream sees it
     grad = smooth(grad, settings.blur)
     grad = grad / grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
     stepped = shifted.detach().add_(grad, alpha=settings.lr / 255.0)
@@ -106,26 +112,46 @@ def dream(
     settings: DreamSettings | None = None,
     *,
     progress: bool = False,
+    on_octave: Callable[[int, torch.Tensor], None] | None = None,
+    precision: str = "auto",
+    tile: int | None = None,
 ) -> torch.Tensor:
     """Dream `image` (3, H, W) or (B, 3, H, W), RGB in [0, 1]; returns the same shape.
 
     `objective` defaults to the layer norm of the model's default mid-level layer.
+    `precision` is the network's (auto | fp32 | bf16 | fp16, see `dreamkit.precision`); the image
+    and the step stay fp32. `tile` is the side in pixels of the tiles an octave's gradient is
+    computed on: None tiles only octaves too big for the free memory, 0 never tiles.
+    `on_octave(index, image)` is called after each octave with the dream so far at the input's
+    size (e.g. to keep the last finished octave when interrupted). Raises DivergedError when a
+    loss or gradient is not finite (checked once per octave, so the loop never waits on a GPU).
     """
     settings = settings or DreamSettings()
-    objective = as_objective(objective or net.layers.defaults["mid"])
+    objective = as_objective(objective or net.layers.defaults["mid"]).prepare(net)
     single = image.dim() == 3
     device = next(net.parameters()).device
+    dtype = resolve_precision(precision, device)
+    net.to(memory_format=torch.channels_last)  # what oneDNN and cuDNN run fastest
     base = (image[None] if single else image).to(device=device, dtype=torch.float32)
     generator = torch.Generator().manual_seed(settings.seed)
     sizes = octave_sizes(base.shape[-2], base.shape[-1], settings)
     detail = torch.zeros_like(_resize(base, sizes[0]))
     with tqdm(total=len(sizes) * settings.steps, disable=not progress, unit="step",
               desc="dreaming", leave=False) as bar:
-        for size in sizes:
+        for index, size in enumerate(sizes):
             octave_base = _resize(base, size)
             dreamed = (octave_base + _resize(detail, size)).clamp_(0.0, 1.0)
+            gradient = image_gradient(net, objective, dtype, dreamed.shape, tile)
             for _ in range(settings.steps):
-                dreamed = dream_step(net, dreamed, objective, settings, generator)
+                dreamed = dream_step(dreamed, gradient, settings, generator)
                 bar.update()
+            if not torch.isfinite(dreamed).all():  # NaN/inf stick, so once per octave suffices
+                raise DivergedError(
+                    f"the dream diverged in octave {index + 1} of {len(sizes)} (NaN or infinite "
+                    "loss or gradient); try a lower lr or fp32 precision"
+                )
             detail = dreamed - octave_base
+            if on_octave is not None:
+                so_far = (base + _resize(detail, tuple(base.shape[-2:]))).clamp_(0.0, 1.0)
+                on_octave(index, so_far[0] if single else so_far)
     return dreamed[0] if single else dreamed

@@ -1,7 +1,8 @@
 """Numeric precision of the network's forward/backward: fp32, or bf16/fp16 autocast.
 
 The image being optimized, the objective and the step stay in fp32; only the network runs in the
-lower precision. `auto` is bf16 on GPUs that support it and fp32 elsewhere.
+lower precision. `auto` is bf16 on GPUs that support it and fp32 elsewhere. fp16 gradients of
+small objectives underflow, so fp16 backward passes run on the loss times `loss_scale`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dreamkit.errors import DreamkitError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+FP16_LOSS_SCALE = 2.0**14  # lifts activation gradients (~1e-7) well above fp16's 6e-5 floor
 
 
 def resolve_precision(name: str, device: torch.device | str) -> torch.dtype | None:
@@ -38,3 +40,8 @@ def autocast(
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+def loss_scale(dtype: torch.dtype | None) -> float:
+    """What to multiply a loss by before an fp16 backward pass (and divide its gradient by)."""
+    return FP16_LOSS_SCALE if dtype == torch.float16 else 1.0

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from dreamkit.layers import LayerInfo, LayerTable
+from dreamkit.models.lrn import LocalResponseNorm
 from dreamkit.models.staged import CaffeBGR, ConvReLU, GlobalPool, StagedNet
 
 # name: (input channels, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj)
@@ -50,9 +51,9 @@ def _max_pool(kernel: int, stride: int, padding: int = 0) -> nn.MaxPool2d:
     return nn.MaxPool2d(kernel, stride, padding, ceil_mode=True)
 
 
-def _lrn() -> nn.LocalResponseNorm:
+def _lrn() -> LocalResponseNorm:
     # Caffe's LRN (across channels) divides alpha by local_size, as PyTorch does.
-    return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+    return LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
 
 
 class Inception(nn.Module):

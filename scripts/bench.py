@@ -1,0 +1,267 @@
+"""Benchmark dreamkit against plain PyTorch loops, side by side in one run.
+
+  (a) octave DeepDream of a square image (4 octaves x 10 steps, inception4c): dreamkit's `dream`
+      vs the google/deepdream notebook's loop written plainly in PyTorch (fp32, NCHW, forward
+      truncated at the layer, stock torch modules such as nn.LocalResponseNorm, no blur);
+  (b) channel visualizations of inception4c (fft + decorrelated, standard transforms):
+      dreamkit's `render` of all channels in one batch vs one channel at a time;
+  (c) one step of (b)'s batched render vs a bare fp32 forward + backward of the truncated
+      network at the same batch and size (dreamkit's overhead).
+
+Times are medians over `--repeats` runs after one warm-up run; peak memory is
+`torch.cuda.max_memory_allocated` on CUDA and the process's peak resident set (VmHWM, reset
+before each case) on the CPU. Prints a table; `-o bench.json` writes every number.
+
+  python scripts/bench.py                 # the full sizes (for a GPU)
+  python scripts/bench.py --quick         # small sizes: a CPU smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dreamkit import load_model  # noqa: E402
+from dreamkit.dream import DreamSettings, dream, octave_sizes  # noqa: E402
+from dreamkit.models.lrn import LocalResponseNorm  # noqa: E402
+from dreamkit.models.staged import StagedNet  # noqa: E402
+from dreamkit.objectives import channel  # noqa: E402
+
+LAYER = "inception4c"
+FULL = dict(dream_size=1024, dream_steps=10, channels=64, vis_steps=512, vis_size=128, repeats=3)
+QUICK = dict(dream_size=128, dream_steps=10, channels=4, vis_steps=4, vis_size=64, repeats=1)
+
+
+# ------------------------------------------------------------------------------ measuring
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:  # Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM)
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_mb(device: torch.device) -> float | None:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def measure(fn: Callable[[], object], device: torch.device, repeats: int) -> dict:
+    """Median seconds of `repeats` calls after a warm-up call, and the peak memory of them."""
+    fn()
+    _sync(device)
+    _reset_peak(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return {"seconds": statistics.median(times), "times": times, "peak_mb": _peak_mb(device)}
+
+
+# ------------------------------------------------------------------------------ references
+
+
+def stock_network(net: StagedNet) -> StagedNet:
+    """A copy of `net` with PyTorch's own LocalResponseNorm, as a user's port would have."""
+    plain = copy.deepcopy(net).to(memory_format=torch.contiguous_format)
+    for parent in plain.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, LocalResponseNorm):
+                stock = nn.LocalResponseNorm(child.size, child.alpha, child.beta, child.k)
+                setattr(parent, name, stock)
+    return plain
+
+
+def truncated_forward(net: StagedNet, x: torch.Tensor, layer: str) -> torch.Tensor:
+    """The activations of `layer`, running the stages up to it and no further."""
+    x = net.preprocess(x)
+    for name, stage in net.stages.items():
+        x = stage(x)
+        if name == layer:
+            return x
+    raise KeyError(layer)
+
+
+def reference_dream(net: StagedNet, image: torch.Tensor, settings: DreamSettings) -> torch.Tensor:
+    """The notebook's octave DeepDream, plainly: roll, L2 objective, step = lr g / mean|g|."""
+    generator = torch.Generator().manual_seed(settings.seed)
+    sizes = octave_sizes(image.shape[-2], image.shape[-1], settings)
+    octaves = [F.interpolate(image, size=s, mode="bilinear", align_corners=False) for s in sizes]
+    detail = torch.zeros_like(octaves[0])
+    for octave in octaves:
+        detail = F.interpolate(detail, size=octave.shape[-2:], mode="bilinear", align_corners=False)
+        x = octave + detail
+        for _ in range(settings.steps):
+            dy, dx = (int(v) for v in torch.randint(-settings.jitter, settings.jitter + 1, (2,),
+                                                    generator=generator))
+            x = x.roll((dy, dx), (2, 3)).detach().requires_grad_(True)
+            acts = truncated_forward(net, x, LAYER)
+            acts.pow(2).sum().backward()
+            g = x.grad
+            x = (x.detach() + settings.lr / 255.0 * g / g.abs().mean()).roll((-dy, -dx), (2, 3))
+            x = x.clamp(0.0, 1.0)
+        detail = x - octave
+    return x
+
+
+def bare_step(net: StagedNet, x: torch.Tensor) -> None:
+    """One fp32 forward + backward of the truncated network: the floor a step cannot beat."""
+    x = x.detach().requires_grad_(True)
+    truncated_forward(net, x, LAYER).mean().backward()
+
+
+# ------------------------------------------------------------------------------ the cases
+
+
+def bench_dream(net: StagedNet, device: torch.device, size: int, steps: int,
+                repeats: int) -> list[dict]:
+    generator = torch.Generator().manual_seed(0)
+    image = F.interpolate(torch.rand(1, 3, size // 16, size // 16, generator=generator),
+                          size=(size, size), mode="bicubic").clamp(0, 1).to(device)
+    settings = DreamSettings(octaves=4, steps=steps)
+    plain = stock_network(net)
+    rows = [
+        ("reference: plain fp32 loop, stock torch modules", lambda: reference_dream(plain, image,
+                                                                                    settings)),
+        ("reference: plain fp32 loop, dreamkit's network", lambda: reference_dream(net, image,
+                                                                                   settings)),
+        ("dreamkit dream (defaults)", lambda: dream(net, image, LAYER, settings)),
+    ]
+    what = f"(a) DeepDream {size}x{size}, 4 octaves x {steps} steps, {LAYER}"
+    return [dict(case=what, variant=v, **measure(fn, device, repeats)) for v, fn in rows]
+
+
+def bench_render(net: StagedNet, device: torch.device, channels: int, steps: int, size: int,
+                 repeats: int, single: bool) -> list[dict]:
+    """The batched render, preceded by the one-at-a-time renders when `single`."""
+    from dreamkit.render import render
+
+    def batched() -> None:
+        render(net, channel(LAYER, list(range(channels))), size=size, steps=steps, device=device)
+
+    def one_at_a_time() -> None:
+        for c in range(channels):
+            render(net, channel(LAYER, c), size=size, steps=steps, device=device)
+
+    what = f"(b) {channels} channels of {LAYER}, {steps} steps, {size} px, fft + decorrelated"
+    rows = [dict(case=what, variant="dreamkit render, one channel at a time",
+                 **measure(one_at_a_time, device, repeats))] if single else []
+    return rows + [dict(case=what, variant="dreamkit render, all channels in one batch",
+                        **measure(batched, device, repeats))]
+
+
+def bench_overhead(net: StagedNet, device: torch.device, render_row: dict, channels: int,
+                   steps: int, size: int, repeats: int) -> list[dict]:
+    x = torch.rand(channels, 3, size, size, device=device)
+    plain = stock_network(net)
+    what = f"(c) one step at batch {channels}, {size} px, to {LAYER}"
+    bare = dict(case=what, variant="bare fp32 forward + backward",
+                **measure(lambda: bare_step(plain, x), device, max(repeats, 5)))
+    step = dict(case=what, variant="dreamkit render step (batched run / steps)",
+                seconds=render_row["seconds"] / steps, peak_mb=render_row["peak_mb"])
+    return [bare, step]
+
+
+def ratios(rows: list[dict]) -> dict[str, float]:
+    by = {row["variant"]: row["seconds"] for row in rows}
+    out = {}
+    if "dreamkit dream (defaults)" in by:
+        dk = by["dreamkit dream (defaults)"]
+        out["dream / reference (stock modules)"] = dk / by[
+            "reference: plain fp32 loop, stock torch modules"]
+        out["dream / reference (dreamkit's network)"] = dk / by[
+            "reference: plain fp32 loop, dreamkit's network"]
+    if "dreamkit render, one channel at a time" in by:
+        out["batched / one at a time"] = (by["dreamkit render, all channels in one batch"]
+                                          / by["dreamkit render, one channel at a time"])
+    if "bare fp32 forward + backward" in by:
+        out["render step / bare step"] = (by["dreamkit render step (batched run / steps)"]
+                                          / by["bare fp32 forward + backward"])
+    return out
+
+
+def table(rows: list[dict], summary: dict[str, float]) -> str:
+    lines = ["| case | variant | median | peak memory |", "|---|---|---:|---:|"]
+    for row in rows:
+        peak = f"{row['peak_mb']:.0f} MB" if row.get("peak_mb") else "n/a"
+        lines.append(f"| {row['case']} | {row['variant']} | {row['seconds']:.3f} s | {peak} |")
+    lines += ["", "| ratio | value |", "|---|---:|"]
+    lines += [f"| {name} | {value:.2f} |" for name, value in summary.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a CPU smoke run")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--cases", default="abc", help="which of the cases a, b, c to run")
+    parser.add_argument("-o", "--output", metavar="JSON", help="write the results here")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads (default: torch's, one per core)")
+    for key, value in FULL.items():
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, metavar="N",
+                            help=f"(full: {value}, quick: {QUICK[key]})")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = {k: getattr(args, k) or (QUICK if args.quick else FULL)[k] for k in FULL}
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else "cpu" if args.device == "auto" else args.device)
+    net = load_model("bvlc_googlenet", device=device)
+    rows: list[dict] = []
+    if "a" in args.cases:
+        rows += bench_dream(net, device, sizes["dream_size"], sizes["dream_steps"],
+                            sizes["repeats"])
+    if "b" in args.cases or "c" in args.cases:
+        rendered = bench_render(net, device, sizes["channels"], sizes["vis_steps"],
+                                sizes["vis_size"], sizes["repeats"], single="b" in args.cases)
+        rows += rendered if "b" in args.cases else []
+        if "c" in args.cases:
+            rows += bench_overhead(net, device, rendered[-1], sizes["channels"],
+                                   sizes["vis_steps"], sizes["vis_size"], sizes["repeats"])
+    summary = ratios(rows)
+    machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
+               else f"{platform.processor() or platform.machine()}, "
+                    f"{torch.get_num_threads()} threads")
+    print(f"device: {device.type} ({machine}), torch {torch.__version__}, sizes {sizes}")
+    print(table(rows, summary))
+    if args.output:
+        record = {"device": device.type, "machine": machine, "torch": torch.__version__,
+                  "sizes": sizes, "rows": rows, "ratios": summary}
+        Path(args.output).write_text(json.dumps(record, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The speed paths: channels_last, one gradient function per octave shape, and the benchmark."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+
+import torch
+
+from dreamkit.dream import DreamSettings, dream, octave_sizes
+from tests.conftest import ROOT, requires_weights
+
+dream_module = importlib.import_module("dreamkit.dream")  # `dreamkit.dream` is the function
+
+
+def test_dream_runs_the_network_channels_last(googlenet, photo):
+    seen = []
+    conv = googlenet.stages["conv1"].conv
+    hook = conv.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+    try:
+        dream(googlenet, photo("coffee")[:, :64, :64], "inception3a",
+              DreamSettings(octaves=1, steps=1))
+    finally:
+        hook.remove()
+    assert seen and all(x.is_contiguous(memory_format=torch.channels_last) for x in seen)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_one_gradient_per_octave_shape_with_the_options(googlenet, photo, monkeypatch):
+    made = []
+    real = dream_module.image_gradient
+
+    def spy(net, objective, dtype, shape, tile=None):
+        made.append((tuple(shape), dtype, tile))
+        return real(net, objective, dtype, shape, tile)
+
+    monkeypatch.setattr(dream_module, "image_gradient", spy)
+    image = photo("rocket")[:, :80, :100]
+    settings = DreamSettings(octaves=2, steps=2)
+    dream(googlenet, image, "inception3a", settings, precision="bf16", tile=0)
+    sizes = octave_sizes(80, 100, settings)
+    assert made == [((1, 3, *size), torch.bfloat16, 0) for size in sizes]
+
+
+@requires_weights
+def test_bench_quick_smoke(tmp_path):
+    """`scripts/bench.py --quick` at tiny sizes: every case runs and the JSON has the ratios."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--threads", "1",
+           "--dream-size", "64", "--dream-steps", "1", "--channels", "2", "--vis-steps", "2",
+           "--vis-size", "32", "-o", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "| ratio | value |" in done.stdout
+    record = json.loads(out.read_text())
+    assert record["device"] == "cpu" and len(record["rows"]) == 7
+    assert set(record["ratios"]) == {
+        "dream / reference (stock modules)", "dream / reference (dreamkit's network)",
+        "batched / one at a time", "render step / bare step"}
+    assert all(row["seconds"] > 0 and row["peak_mb"] > 0 for row in record["rows"])

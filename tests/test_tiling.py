@@ -1,0 +1,72 @@
+"""Tiled gradients: as untiled up to tile borders, on the real network; memory-aware choice."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import dreamkit.tiling as tiling
+from dreamkit.errors import DreamkitError
+from dreamkit.objectives import as_objective
+from dreamkit.tiling import full_gradient, image_gradient, tiled_gradient
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    return F.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
+
+
+@pytest.mark.parametrize("spec", ["inception4c"])
+def test_tiled_gradient_matches_the_whole_image(googlenet, photo, spec):
+    """Small 96-pixel tiles over a 128x160 photo: 4 tiles, yet nearly the same gradient."""
+    image = photo("chelsea")[None, :, 40:168, 100:260]
+    objective = as_objective(spec).prepare(googlenet)
+    values, grad = full_gradient(googlenet, objective)(image)
+    tiled_values, tiled_grad = tiled_gradient(googlenet, objective, tile=96)(image)
+    assert torch.allclose(tiled_values, values, rtol=0.01)
+    assert _cos(tiled_grad, grad) > 0.99
+    # without context around the tiles, the borders spoil the deep layer's gradient
+    if spec == "inception4c":
+        _, no_halo = tiled_gradient(googlenet, objective, tile=96, halo=0)(image)
+        assert _cos(no_halo, grad) < _cos(tiled_grad, grad)
+
+
+def test_tiles_keep_images_of_a_batch_apart(googlenet, photo):
+    images = torch.stack([photo("chelsea")[:, :64, :96], photo("coffee")[:, :64, :96]])
+    objective = as_objective("inception3a").prepare(googlenet)
+    _, together = tiled_gradient(googlenet, objective, tile=64, halo=32)(images)
+    _, alone = tiled_gradient(googlenet, objective, tile=64, halo=32)(images[1:])
+    assert torch.allclose(together[1:], alone, atol=1e-6 * alone.abs().max().item())
+
+
+def test_automatic_tiling_follows_free_memory(googlenet, monkeypatch):
+    objective = as_objective("inception4c").prepare(googlenet)
+    shape = (1, 3, 1024, 1024)
+    monkeypatch.setattr(tiling, "free_memory", lambda device: 64 * 2**30)
+    assert image_gradient(googlenet, objective, None, shape).__qualname__.startswith("full_")
+    monkeypatch.setattr(tiling, "free_memory", lambda device: 2**30)
+    assert image_gradient(googlenet, objective, None, shape).__qualname__.startswith("tiled_")
+    assert image_gradient(googlenet, objective, None, shape, 0).__qualname__.startswith("full_")
+    small = (1, 3, 300, 300)  # one tile would cover it: no point tiling
+    assert image_gradient(googlenet, objective, None, small, 512).__qualname__.startswith("full_")
+
+
+def test_bad_tiles_and_logits_are_user_errors(googlenet):
+    with pytest.raises(DreamkitError, match="multiples of 32"):
+        tiled_gradient(googlenet, as_objective("inception4c"), tile=100)
+    from dreamkit.objectives import class_logit
+
+    with pytest.raises(DreamkitError, match="not a spatial layer"):
+        tiled_gradient(googlenet, class_logit(1).prepare(googlenet), tile=64)(
+            torch.rand(1, 3, 96, 96))
+
+
+def test_dream_with_tiles_is_close_to_untiled(googlenet, photo):
+    from dreamkit.dream import DreamSettings, dream
+
+    image = photo("astronaut")[:, ::4, ::4][:, :64, :96]
+    settings = DreamSettings(octaves=1, steps=2)
+    untiled = dream(googlenet, image, "inception3b", settings, tile=0)
+    tiled = dream(googlenet, image, "inception3b", settings, tile=64)
+    change, difference = (untiled - image).abs().mean(), (tiled - untiled).abs().mean()
+    assert difference < 0.2 * change
