@@ -7,6 +7,7 @@ weight file can never run code.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -56,7 +57,9 @@ def read_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if path.suffix in (".pt", ".pth", ".bin"):
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any refusal is the same user error
             raise DreamkitError(
                 f"{path}: not a plain PyTorch state dict; refusing to unpickle it "
