@@ -377,10 +377,6 @@ def test_deeply_nested_untrusted_files_are_user_errors(case, workdir, capsys):
     assert "internal error" not in err
 
 
-VIS_BUGS = "dreamkit vis lets OSError/ValueError escape (exit 1); reported to the lead"
-
-
-@pytest.mark.xfail(strict=True, reason=VIS_BUGS)
 @pytest.mark.parametrize("extra", [["-o", "small.png/vis"], ["-o", "vis", "--seed", str(2**70)]],
                          ids=["output under a file", "huge seed"])
 def test_vis_bad_arguments(extra, workdir, capsys):

@@ -25,7 +25,13 @@ import torch
 from PIL import Image, ImageDraw
 
 from dreamkit import __version__
-from dreamkit.commands.common import add_model_arguments, open_model, positive_int, show_progress
+from dreamkit.commands.common import (
+    add_model_arguments,
+    check_output,
+    open_model,
+    positive_int,
+    show_progress,
+)
 from dreamkit.errors import DreamkitError
 from dreamkit.image_io import save_image
 from dreamkit.imagenet import class_index, class_names
@@ -173,7 +179,12 @@ def run(args: argparse.Namespace) -> int:
     targets, objective_for = plan(args)
     if not np.isfinite(args.lr) or args.lr <= 0:
         raise DreamkitError("--lr must be a positive number")
+    if not 0 <= args.seed < 2**63 - len(targets):
+        raise DreamkitError(f"--seed {args.seed} is out of range (0 to 2**63 - 1 - targets)")
     out = Path(args.output)
+    grid = Path(args.grid) if args.grid else out / "grid.png"
+    check_output(out / "probe.png")
+    check_output(grid)
     out.mkdir(parents=True, exist_ok=True)
     net = open_model(args)
     images = []
@@ -195,7 +206,6 @@ def run(args: argparse.Namespace) -> int:
             if not args.quiet:
                 print(path)
         images.append(result.images)
-    grid = Path(args.grid) if args.grid else out / "grid.png"
     save_image(contact_sheet(torch.cat(images), [t.label for t in targets]), grid)
     if not args.quiet:
         print(grid)
