@@ -12,6 +12,8 @@ from dreamkit.image_io import load_image
 from dreamkit.models import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
+if os.environ.get("DREAMKIT_WEIGHTS"):  # tests change folders: pin a relative path now
+    os.environ["DREAMKIT_WEIGHTS"] = str(Path(os.environ["DREAMKIT_WEIGHTS"]).resolve())
 IMAGES = Path(os.environ.get("DREAMKIT_IMAGES", ROOT.parent / "shared" / "images"))
 
 
