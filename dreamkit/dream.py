@@ -98,9 +98,9 @@ def dream_step(
     shift = (int(dy), int(dx))
     shifted = image.roll(shift, dims=(2, 3))
     values, grad = gradient(shifted)
-    grad = grad + values.view(-1, 1, 1, 1) * 0  # a non-finite loss poisons the step: dream sees it
     grad = smooth(grad, settings.blur)
-    grad = grad / grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+    scale = grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+    grad = grad / (scale + values.view(-1, 1, 1, 1) * 0)  # a non-finite loss poisons the step
     stepped = shifted.detach().add_(grad, alpha=settings.lr / 255.0)
     return stepped.roll((-shift[0], -shift[1]), dims=(2, 3)).clamp_(0.0, 1.0)
 
@@ -131,7 +131,6 @@ def dream(
     single = image.dim() == 3
     device = next(net.parameters()).device
     dtype = resolve_precision(precision, device)
-    net.to(memory_format=torch.channels_last)  # what oneDNN and cuDNN run fastest
     base = (image[None] if single else image).to(device=device, dtype=torch.float32)
     generator = torch.Generator().manual_seed(settings.seed)
     sizes = octave_sizes(base.shape[-2], base.shape[-1], settings)

@@ -150,7 +150,6 @@ def render(
     table = torch.stack([draw_all(chain, g, steps) for g in generators]).to(device)  # (B, T, K)
     optimizer = torch.optim.Adam(image.parameters(), lr=lr)
     objective.prepare(net)
-    net.to(memory_format=torch.channels_last)  # what oneDNN and cuDNN run fastest
     gradient = image_gradient(net, objective, dtype, (batch, 3, h, w))  # chunked if too big
     step = make_step(gradient, image, chain, optimizer)
     rows, recorded = [], []

@@ -139,4 +139,5 @@ def load_model(
                 raise DreamkitError(f"{how_to_get(name)} (download failed: {exc})") from exc
         state = read_state(path)
     net = spec.build(state).eval().requires_grad_(False)
-    return net.to(device)
+    # channels_last is what oneDNN and cuDNN run fastest; images are made so in `tiling`
+    return net.to(device=device, memory_format=torch.channels_last)
