@@ -31,6 +31,17 @@ BYTES_PER_PIXEL = 1000  # fp32 forward + backward to inception4c, measured peak;
 MEMORY_SHARE = 0.5  # an untiled step may use at most this share of the free memory
 TILE = {"cpu": 512, "cuda": 1024}
 HALO = 96
+CPU_PASS_PIXELS = 2**18  # pixels per network pass on the CPU: 16 images of 128 px
+
+
+def cpu_images_per_pass(device: torch.device, shape: torch.Size | tuple[int, ...]) -> int | None:
+    """How many images of `shape` (B, 3, H, W) to run through the network at a time: on the
+    CPU about `CPU_PASS_PIXELS` pixels' worth, which keeps a layer's tensors in cache (64
+    images of 128 px forward + backward: 1.4x faster per image in passes of 16, 224 px 1.6x in
+    passes of 5); GPUs take the whole batch (None)."""
+    if device.type != "cpu":
+        return None
+    return max(1, CPU_PASS_PIXELS // (shape[-2] * shape[-1]))
 
 
 def _backward_scale(dtype: torch.dtype | None) -> float:
@@ -40,14 +51,23 @@ def _backward_scale(dtype: torch.dtype | None) -> float:
 
 
 def full_gradient(
-    net: StagedNet, objective: Objective, dtype: torch.dtype | None = None
+    net: StagedNet, objective: Objective, dtype: torch.dtype | None = None, *,
+    per_pass: int | None = None,
 ) -> Gradient:
-    """image (B, 3, H, W) -> (objective values (B,), d sum(values) / d image), in one pass."""
+    """image (B, 3, H, W) -> (objective values (B,), d sum(values) / d image), in one pass.
+
+    `per_pass` images go through the network at a time (default: all); every pass keeps its
+    graph and the objective sees the whole batch, so the gradient is the same, but on the CPU
+    a pass over a few images keeps each layer's tensors in cache (see `cpu_images_per_pass`).
+    """
 
     def gradient(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         image = image.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
         with autocast(image.device, dtype):
-            acts = capture(net, image, objective.needs)
+            found = [capture(net, part, objective.needs)
+                     for part in image.split(per_pass or len(image))]
+        acts = found[0] if len(found) == 1 else {
+            name: torch.cat([f[name] for f in found]) for name in objective.needs}
         values = objective(acts).float()
         scale = _backward_scale(dtype)
         (grad,) = torch.autograd.grad(values.sum() * scale, image)
@@ -211,14 +231,15 @@ def image_gradient(
     untiled when it is 0. For None, when one pass would not fit in free memory: a few images at
     a time when one image fits, else tiled."""
     device = next(net.parameters()).device
+    per_pass = cpu_images_per_pass(device, shape)
     if tile is None:
         per_image = shape[-2] * shape[-1] * BYTES_PER_PIXEL
         budget = MEMORY_SHARE * free_memory(device)
         if shape[0] * per_image <= budget:
-            return full_gradient(net, objective, dtype)
+            return full_gradient(net, objective, dtype, per_pass=per_pass)
         if per_image <= budget:
             return chunked_gradient(net, objective, dtype, chunk=int(budget // per_image))
         tile = TILE.get(device.type, TILE["cpu"])
     if tile and max(shape[-2:]) > tile:
         return tiled_gradient(net, objective, dtype, tile=tile)
-    return full_gradient(net, objective, dtype)
+    return full_gradient(net, objective, dtype, per_pass=per_pass)

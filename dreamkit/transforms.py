@@ -88,7 +88,7 @@ class Jitter(Affine):
         return torch.randint(-self.d, self.d + 1, (steps, 2), generator=generator).float()
 
     def matrix(self, params: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        m = torch.eye(3, device=params.device).repeat(len(params), 1, 1)
+        m = torch.eye(3, device=params.device, dtype=params.dtype).repeat(len(params), 1, 1)
         m[:, :2, 2] = params
         return m
 

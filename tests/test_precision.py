@@ -38,6 +38,18 @@ def test_lrn_is_torchs_and_computes_in_fp32():
     assert torch.allclose(half.float(), theirs(x.bfloat16().float()), rtol=1e-2)
 
 
+@pytest.mark.parametrize("size", [5, 4])
+def test_lrn_backward_is_the_exact_derivative(size):
+    x = (torch.randn(2, 7, 4, 5, dtype=torch.float64) * 80).requires_grad_(True)
+    ours = LocalResponseNorm(size, 1e-3, 0.75, 2.0)
+    assert torch.autograd.gradcheck(ours, (x,))
+    theirs = torch.nn.LocalResponseNorm(size, 1e-3, 0.75, 2.0)
+    weights = torch.randn_like(x)
+    (grad,) = torch.autograd.grad((ours(x) * weights).sum(), x)
+    (expected,) = torch.autograd.grad((theirs(x) * weights).sum(), x)
+    torch.testing.assert_close(grad, expected)
+
+
 def test_bf16_runs_the_network_in_bf16(googlenet):
     with autocast("cpu", torch.bfloat16):
         acts = capture(googlenet, torch.rand(1, 3, 64, 64), ["inception3a"])

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 import dreamkit.tiling as tiling
 from dreamkit.errors import DreamkitError
-from dreamkit.objectives import as_objective
+from dreamkit.objectives import as_objective, channel, diversity
 from dreamkit.tiling import full_gradient, image_gradient, tiled_gradient
 
 
@@ -29,6 +31,21 @@ def test_tiled_gradient_matches_the_whole_image(googlenet, photo, spec):
     if spec == "inception4c":
         _, no_halo = tiled_gradient(googlenet, objective, tile=96, halo=0)(image)
         assert _cos(no_halo, grad) < _cos(tiled_grad, grad)
+
+
+def test_passes_of_a_few_images_give_the_whole_batch_gradient(googlenet):
+    """`per_pass` splits only the network's work: the objective (here diversity, which couples
+    the images) sees the whole batch, so values and gradient are the one-pass ones."""
+    net64 = copy.deepcopy(googlenet).double()
+    images = torch.rand(7, 3, 48, 48, generator=torch.Generator().manual_seed(0)).double()
+    objective = diversity("inception3b") + 0.1 * channel("inception3b", list(range(7)))
+    values, grad = full_gradient(net64, objective)(images)
+    split_values, split_grad = full_gradient(net64, objective, per_pass=3)(images)
+    torch.testing.assert_close(split_values, values, rtol=1e-12, atol=0)
+    torch.testing.assert_close(split_grad, grad, rtol=1e-9, atol=1e-12 * grad.abs().max())
+    assert tiling.cpu_images_per_pass(torch.device("cpu"), (64, 3, 128, 128)) == 16
+    assert tiling.cpu_images_per_pass(torch.device("cpu"), (1, 3, 1024, 1024)) == 1
+    assert tiling.cpu_images_per_pass(torch.device("cuda"), (64, 3, 128, 128)) is None
 
 
 def test_tiles_keep_images_of_a_batch_apart(googlenet, photo):
