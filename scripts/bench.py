@@ -41,6 +41,7 @@ from dreamkit.models.staged import StagedNet  # noqa: E402
 from dreamkit.objectives import channel  # noqa: E402
 
 LAYER = "inception4c"
+BARE = "bare fp32 forward + backward (stock modules, one pass)"
 FULL = dict(dream_size=1024, dream_steps=10, channels=64, vis_steps=512, vis_size=128, repeats=3)
 QUICK = dict(dream_size=128, dream_steps=10, channels=4, vis_steps=4, vis_size=64, repeats=1)
 
@@ -186,7 +187,7 @@ def bench_overhead(net: StagedNet, device: torch.device, render_row: dict, chann
     x = torch.rand(channels, 3, size, size, device=device)
     plain = stock_network(net)
     what = f"(c) one step at batch {channels}, {size} px, to {LAYER}"
-    bare = dict(case=what, variant="bare fp32 forward + backward",
+    bare = dict(case=what, variant=BARE,
                 **measure(lambda: bare_step(plain, x), device, max(repeats, 5)))
     step = dict(case=what, variant="dreamkit render step (batched run / steps)",
                 seconds=render_row["seconds"] / steps, peak_mb=render_row["peak_mb"])
@@ -205,9 +206,8 @@ def ratios(rows: list[dict]) -> dict[str, float]:
     if "dreamkit render, one channel at a time" in by:
         out["batched / one at a time"] = (by["dreamkit render, all channels in one batch"]
                                           / by["dreamkit render, one channel at a time"])
-    if "bare fp32 forward + backward" in by:
-        out["render step / bare step"] = (by["dreamkit render step (batched run / steps)"]
-                                          / by["bare fp32 forward + backward"])
+    if BARE in by:
+        out["render step / bare step"] = by["dreamkit render step (batched run / steps)"] / by[BARE]
     return out
 
 
