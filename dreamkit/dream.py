@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
-from kornia.filters import gaussian_blur2d
 from tqdm.auto import tqdm
 
 from dreamkit.errors import DreamkitError
@@ -23,6 +22,7 @@ from dreamkit.models.staged import StagedNet
 from dreamkit.objectives import Objective, as_objective
 from dreamkit.precision import resolve_precision
 from dreamkit.tiling import Gradient, image_gradient
+from dreamkit.transforms import gaussian_blur
 
 MIN_OCTAVE_SIDE = 32  # smaller octaves carry no useful detail and starve deep layers
 
@@ -79,14 +79,6 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
-def smooth(grad: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of the gradient: suppresses the pixel-level noise ascent would amplify."""
-    if sigma <= 0:
-        return grad
-    k = 2 * math.ceil(2 * sigma) + 1
-    return gaussian_blur2d(grad, (k, k), (sigma, sigma), border_type="reflect")
-
-
 def dream_step(
     image: torch.Tensor,
     gradient: Gradient,
@@ -98,7 +90,7 @@ def dream_step(
     shift = (int(dy), int(dx))
     shifted = image.roll(shift, dims=(2, 3))
     values, grad = gradient(shifted)
-    grad = smooth(grad, settings.blur)
+    grad = gaussian_blur(grad, settings.blur)  # a smoothness prior on the step
     scale = grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
     grad = grad / (scale + values.view(-1, 1, 1, 1) * 0)  # a non-finite loss poisons the step
     stepped = shifted.detach().add_(grad, alpha=settings.lr / 255.0)

@@ -10,6 +10,7 @@ sees exactly the transforms a single render with its seed would, and a chain is 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -130,8 +131,17 @@ class Blur(Transform):
         self.sigma = sigma
 
     def apply(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        k = 2 * int(2 * self.sigma + 0.5) + 1
-        return gaussian_blur2d(x, (k, k), (self.sigma, self.sigma), border_type="reflect")
+        return gaussian_blur(x, self.sigma)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of x (B, C, H, W) with reflected borders; the kernel reaches 2 sigma, or
+    at most to the image's borders (reflection needs that)."""
+    radius = min(math.ceil(2 * sigma), min(x.shape[-2:]) - 1)
+    if sigma <= 0 or radius < 1:
+        return x
+    k = 2 * radius + 1
+    return gaussian_blur2d(x, (k, k), (sigma, sigma), border_type="reflect")
 
 
 def standard() -> list[Transform]:

@@ -61,6 +61,8 @@ def test_jitter_shifts_by_whole_pixels_and_chains_compose_exactly():
     rotated = RandomRotate([90]).apply(x, torch.tensor([[90.0], [90.0]]))
     torch.testing.assert_close(rotated[0], x[0].rot90(1, (1, 2)), atol=1e-4, rtol=0)
     assert Blur(1.0).apply(x, torch.empty(2, 0)).std() < x.std()
+    small = torch.rand(1, 3, 5, 9)  # a kernel wider than the image stops at its borders
+    assert Blur(40.0).apply(small, torch.empty(1, 0)).std() < small.std()
 
 
 def test_transform_parameters_come_from_each_images_generator():
