@@ -2,7 +2,7 @@
 
 Writes one PNG per target into the output folder (its settings in the PNG metadata, key
 `dreamkit`) and a labelled contact sheet `grid.png`. Targets are rendered --batch at a time;
-target k always gets seed SEED + k, so the batch size never changes a picture.
+target k always gets seed SEED + k, so the batch size changes a picture only by float rounding.
 
 examples:
   dreamkit vis --layer inception4c --channels 0-63 -o vis4c
