@@ -51,7 +51,7 @@ class _RedirectedReLUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         y = x.clamp_min(0)
-        ctx.save_for_backward(y)  # the next layer keeps it anyway: no extra memory
+        ctx.save_for_backward(y)  # the output, as PyTorch's ReLU saves it
         return y
 
     @staticmethod

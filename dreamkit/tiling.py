@@ -54,7 +54,8 @@ def full_gradient(
     net: StagedNet, objective: Objective, dtype: torch.dtype | None = None, *,
     per_pass: int | None = None,
 ) -> Gradient:
-    """image (B, 3, H, W) -> (objective values (B,), d sum(values) / d image), in one pass.
+    """image (B, 3, H, W) -> (objective values (B,), d sum(values) / d image), nothing computed
+    twice.
 
     `per_pass` images go through the network at a time (default: all); every pass keeps its
     graph and the objective sees the whole batch, so the gradient is the same, but on the CPU
