@@ -18,7 +18,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from dreamkit.models import DEFAULT_MODEL, StagedNet, get_spec
 from dreamkit.objectives import Objective, channel, direction, guide, layer_norm
 from dreamkit.param import PARAMS
 from dreamkit.precision import PRECISIONS
+from dreamkit.strict import only_keys, typed
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,34 +73,14 @@ RECORD_NULLABLE = ("channel", "input", "size", "input_sha256", "precision", "neg
                    "direction")
 
 
-# --------------------------------------------------------------------------- strict values
-
-
-def _typed(where: str, value: object, kind: type) -> object:
-    """`value` if it has type `kind` (an int passes as a float; a bool is never a number)."""
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
-    if not ok or (kind is float and not math.isfinite(value)):  # type: ignore[arg-type]
-        names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-        raise DreamkitError(f"{where} must be {names[kind]}, not {value!r}")
-    return value
-
-
-def _only_keys(where: str, table: object, allowed: Sequence[str]) -> Mapping[str, object]:
-    if not isinstance(table, Mapping):
-        raise DreamkitError(f"{where} must be a table of keys, not {type(table).__name__}")
-    for key in table:
-        if key not in allowed:
-            raise DreamkitError(f"{where}: unknown key {key!r} (known: {', '.join(allowed)})")
-    return table
+# --------------------------------------------------------------------------- settings
 
 
 def _settings(kind: str, given: object, where: str = "settings") -> dict[str, object]:
     """Validated settings of a tile kind, dream ones completed with DreamSettings' defaults."""
     types = SETTINGS[kind]
-    table = _only_keys(where, given, list(types))
-    settings = {key: _typed(f"{where}.{key}", value, types[key]) for key, value in table.items()}
+    table = only_keys(where, given, list(types))
+    settings = {key: typed(f"{where}.{key}", value, types[key]) for key, value in table.items()}
     if kind == "dream":
         return DreamSettings(**settings).to_dict()  # type: ignore[arg-type]
     checks = [
@@ -195,10 +176,13 @@ class TileSpec:
         command = record.get("command") if isinstance(record, Mapping) else None
         if command == "gallery":
             raise DreamkitError("this is a contact sheet; reproduce one of its tiles instead")
+        if command == "vis":
+            raise DreamkitError("this is a `dreamkit vis` picture, not a gallery tile or dream "
+                                "(see dreamkit.vis_record)")
         if isinstance(command, str) and command not in KINDS:
-            raise DreamkitError(f"images made by `dreamkit {command}` cannot be reproduced yet; "
-                                "only gallery tiles and `dream` outputs can")
-        table = _only_keys("metadata", record, (*RECORD_FIELDS, "settings", "octaves_done"))
+            raise DreamkitError(f"images made by `dreamkit {command}` cannot be reproduced; "
+                                "only gallery tiles and `dream` and `vis` outputs can")
+        table = only_keys("metadata", record, (*RECORD_FIELDS, "settings", "octaves_done"))
         if "octaves_done" in table:
             raise DreamkitError("this image is a partial dream (interrupted); it cannot be "
                                 "reproduced")
@@ -207,7 +191,7 @@ class TileSpec:
             raise DreamkitError(f"metadata: missing {', '.join(missing)}")
         values = {
             key: None if key in RECORD_NULLABLE and table.get(key) is None
-            else _typed(f"metadata.{key}", table.get(key), kind)
+            else typed(f"metadata.{key}", table.get(key), kind)
             for key, kind in RECORD_FIELDS.items()
         }
         sha = values["input_sha256"]
@@ -220,15 +204,20 @@ class TileSpec:
                    bool(values["negate"]), values["guide"], values["direction"])  # type: ignore[arg-type]
 
 
-def read_tile_spec(path: str | Path) -> TileSpec:
-    """The validated spec stored in a tile (or `dream` output) PNG."""
+def read_record(path: str | Path) -> object:
+    """The JSON record dreamkit stored in a PNG (not yet validated)."""
     text = read_png_text(path).get(METADATA_KEY)
     if text is None:
         raise DreamkitError(f"{path}: no dreamkit metadata in this PNG")
     try:
-        record = json.loads(text)
+        return json.loads(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise DreamkitError(f"{path}: dreamkit metadata is not valid JSON ({exc})") from None
+
+
+def read_tile_spec(path: str | Path) -> TileSpec:
+    """The validated spec stored in a tile (or `dream` output) PNG."""
+    record = read_record(path)
     try:
         return TileSpec.from_record(record)
     except DreamkitError as exc:
@@ -344,10 +333,10 @@ def load_config(path: str | Path) -> dict[str, object]:
 def _axis(config: Mapping[str, object], which: str, kind: str) -> Axis:
     if which not in config:
         return Axis("", ("",))
-    table = _only_keys(which, config[which], AXIS_KEYS)
+    table = only_keys(which, config[which], AXIS_KEYS)
     if "axis" not in table or "values" not in table:
         raise DreamkitError(f"{which} needs an axis and its values")
-    name = _typed(f"{which}.axis", table["axis"], str)
+    name = typed(f"{which}.axis", table["axis"], str)
     types = {**FIELD_AXES, **SETTINGS[kind]}
     if name not in types:
         raise DreamkitError(f"{which}.axis: unknown axis {name!r} for {kind} tiles "
@@ -355,10 +344,10 @@ def _axis(config: Mapping[str, object], which: str, kind: str) -> Axis:
     values = table["values"]
     if not isinstance(values, list) or not values:
         raise DreamkitError(f"{which}.values must be a non-empty list")
-    typed = tuple(_typed(f"{which}.values", v, types[name]) for v in values)  # type: ignore[index]
-    if len(set(typed)) != len(typed):
+    checked = tuple(typed(f"{which}.values", v, types[name]) for v in values)  # type: ignore[index]
+    if len(set(checked)) != len(checked):
         raise DreamkitError(f"{which}.values: a value is repeated")
-    return Axis(name, typed)  # type: ignore[arg-type]
+    return Axis(name, checked)  # type: ignore[arg-type]
 
 
 def _tile_spec(kind: str, values: Mapping[str, object], settings: dict[str, object],
@@ -387,19 +376,19 @@ def parse_gallery(config: Mapping[str, object], base: Path = Path(".")) -> Galle
     Image paths are relative to `base` (the config's folder). Raises DreamkitError on an unknown
     key, a wrong type or a bad value, naming it.
     """
-    config = _only_keys("config", config, CONFIG_KEYS)
-    kind = _typed("kind", config.get("kind", "dream"), str)
+    config = only_keys("config", config, CONFIG_KEYS)
+    kind = typed("kind", config.get("kind", "dream"), str)
     if kind not in KINDS:
         raise DreamkitError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     rows, columns = _axis(config, "rows", kind), _axis(config, "columns", kind)  # type: ignore[arg-type]
     if rows.name and rows.name == columns.name:
         raise DreamkitError(f"rows and columns are both {rows.name!r}")
-    settings = _only_keys("settings", config.get("settings", {}), list(SETTINGS[kind]))  # type: ignore[index]
+    settings = only_keys("settings", config.get("settings", {}), list(SETTINGS[kind]))  # type: ignore[index]
     base_tile = {"model": DEFAULT_MODEL, "size": DEFAULT_SIZE, "layer": None, "channel": None,
                  "image": None, "precision": "auto"}
     for key in base_tile:
         if key in config:
-            base_tile[key] = _typed(key, config[key], FIELD_AXES[key])
+            base_tile[key] = typed(key, config[key], FIELD_AXES[key])
     hashes: dict[Path, str] = {}
     tiles = []
     for r, row_value in enumerate(rows.values):
@@ -413,7 +402,7 @@ def parse_gallery(config: Mapping[str, object], base: Path = Path(".")) -> Galle
                     tile_settings[axis.name] = value
             spec = _tile_spec(kind, values, tile_settings, base, hashes)
             tiles.append(Tile(r, c, spec))
-    title = _typed("title", config.get("title", ""), str)
+    title = typed("title", config.get("title", ""), str)
     return Gallery(str(title), rows, columns, tuple(tiles), dict(config))
 
 

@@ -120,7 +120,8 @@ def test_tile_records_round_trip_and_are_checked_strictly():
         ("input_sha256", "abc", "SHA-256"),
         ("command", "gallery", "contact sheet"),
         ("config", {}, "unknown key 'config'"),
-        ("command", "vis", "cannot be reproduced yet"),
+        ("command", "vis", "not a gallery tile"),
+        ("command", "linearity", "cannot be reproduced"),
         ("command", 3, "command must be a string"),
         ("extra", 1, "unknown key 'extra'"),
         ("model", None, "model must be a string"),
@@ -256,6 +257,40 @@ def test_render_tiles_from_noise_reproduce_too(tmp_path, capsys):
     assert read_tile_spec(tiles[1]).settings == {"steps": 3, "seed": 1}
     assert main(["reproduce", str(tiles[1]), "-o", str(tmp_path / "again.png")]) == 0
     assert "identical" in capsys.readouterr().out
+
+
+@requires_weights
+def test_reproduce_renders_a_vis_picture_again_with_its_batch(tmp_path, capsys):
+    out = tmp_path / "vis"
+    assert main(["vis", "--layer", "inception3a", "--channels", "4,7,9", "--size", "32",
+                 "--steps", "3", "--batch", "2", "--seed", "5", "-q", "-o", str(out)]) == 0
+    picture = out / "inception3a_c7.png"  # the second picture of the first batch of two
+    record = json.loads(read_png_text(picture)["dreamkit"])
+    assert [t["channel"] for t in record["batch"]] == [4, 7] and record["index"] == 1
+    assert record["render"]["seed"] == 5 and record["threads"] == torch.get_num_threads()
+    again = tmp_path / "again.png"
+    assert main(["reproduce", str(picture), "-o", str(again)]) == 0
+    assert "identical" in capsys.readouterr().out
+    assert json.loads(read_png_text(again)["dreamkit"]) == record
+
+    pixels = torch.from_numpy(np.array(Image.open(picture))).permute(2, 0, 1) / 255.0
+    fake = tmp_path / "fake.png"
+    for key, value, message in [
+        ("index", 2, "does not point into"),
+        ("objective", record["batch"][0], "not the batch's target"),
+        ("render", {**record["render"], "param": "dct"}, "param must be one of"),
+        ("batch", [{"kind": "channel", "layer": "inception3a"}] * 2, "missing channel"),
+        ("batch", [{**t, "channel": 999} for t in record["batch"]], "out of range"),
+        ("threads", 0, "threads must be at least 1"),
+    ]:
+        save_image(pixels, fake, metadata={"dreamkit": json.dumps({**record, key: value})})
+        assert main(["reproduce", str(fake), "-o", str(tmp_path / "x.png")]) == 2
+        assert message in capsys.readouterr().err
+    edited = {**record, "batch": [record["batch"][0], {**record["objective"], "channel": 8}],
+              "objective": {**record["objective"], "channel": 8}}  # other pixels
+    save_image(pixels, fake, metadata={"dreamkit": json.dumps(edited)})
+    assert main(["reproduce", str(fake), "-o", str(tmp_path / "x.png")]) == 1
+    assert "differs" in capsys.readouterr().out
 
 
 def test_flags_alone_make_a_config(tmp_path, capsys):

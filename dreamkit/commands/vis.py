@@ -3,6 +3,7 @@
 Writes one PNG per target into the output folder (its settings in the PNG metadata, key
 `dreamkit`) and a labelled contact sheet `grid.png`. Targets are rendered --batch at a time;
 target k always gets seed SEED + k, so the batch size changes a picture only by float rounding.
+Each PNG records its whole batch, so `dreamkit reproduce PNG` renders the same pixels again.
 
 examples:
   dreamkit vis --layer inception4c --channels 0-63 -o vis4c
@@ -24,7 +25,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from dreamkit import __version__
 from dreamkit.commands.common import (
     add_model_arguments,
     check_output,
@@ -36,10 +36,10 @@ from dreamkit.errors import DreamkitError
 from dreamkit.image_io import save_image
 from dreamkit.imagenet import class_index, class_names
 from dreamkit.models import get_spec
-from dreamkit.objectives import Objective, channel, class_logit, direction, neuron
 from dreamkit.param import PARAMS
 from dreamkit.precision import PRECISIONS
 from dreamkit.render import render
+from dreamkit.vis_record import batch_objective, make_record
 
 NAME = "vis"
 HELP = "feature visualization: render channels, neurons, classes or directions from noise"
@@ -122,26 +122,23 @@ def _direction_stem(spec: str) -> str:
     return f"{_slug(Path(path).stem)}_{index}"
 
 
-def plan(args: argparse.Namespace) -> tuple[list[Target], object]:
-    """The targets, and a function of a slice of them -> their batched objective."""
+def plan(args: argparse.Namespace) -> list[Target]:
+    """The targets, checked (a batch of them makes one objective: `batch_objective`)."""
     if args.channels is not None:
         if not args.layer:
             raise DreamkitError("--channels needs --layer")
         info = get_spec(args.model).layers.resolve(args.layer)
         chans = parse_channels(args.channels, info.channels)
         kind, tag = ("neuron", "n") if args.neuron else ("channel", "c")
-        targets = [Target(f"{info.name}_{tag}{c}", f"{tag}{c}",
-                          {"kind": kind, "layer": info.name, "channel": c}) for c in chans]
-        make = neuron if args.neuron else channel
-        return targets, lambda ts: make(info.name, [t.spec["channel"] for t in ts])
+        return [Target(f"{info.name}_{tag}{c}", f"{tag}{c}",
+                       {"kind": kind, "layer": info.name, "channel": c}) for c in chans]
     if args.layer or args.neuron:
         raise DreamkitError("--layer and --neuron go with --channels")
     if args.classes:
         indices = [class_index(c) for c in args.classes]
         names = class_names()
-        targets = [Target(f"class{k}_{_slug(names[k])}", f"{k} {names[k]}",
-                          {"kind": "class", "class": k, "name": names[k]}) for k in indices]
-        return targets, lambda ts: class_logit([t.spec["class"] for t in ts])
+        return [Target(f"class{k}_{_slug(names[k])}", f"{k} {names[k]}",
+                       {"kind": "class", "class": k, "name": names[k]}) for k in indices]
     from dreamkit.directions import resolve_direction_arg
 
     resolved = [resolve_direction_arg(spec, args.model) for spec in args.directions]
@@ -149,12 +146,10 @@ def plan(args: argparse.Namespace) -> tuple[list[Target], object]:
     if len(layers) > 1:
         raise DreamkitError(f"directions of different layers ({', '.join(sorted(layers))}); "
                             "run vis once per layer")
-    vectors = {spec: vector for spec, (_, vector) in zip(args.directions, resolved, strict=True)}
     layer = layers.pop()
-    targets = [Target(f"direction_{_direction_stem(spec)}", spec,
-                      {"kind": "direction", "layer": layer, "direction": spec})
-               for spec in args.directions]
-    return targets, lambda ts: direction(layer, torch.stack([vectors[t.label] for t in ts]))
+    return [Target(f"direction_{_direction_stem(spec)}", spec,
+                   {"kind": "direction", "layer": layer, "direction": spec})
+            for spec in args.directions]
 
 
 def contact_sheet(images: torch.Tensor, labels: list[str], columns: int | None = None,
@@ -176,7 +171,7 @@ def contact_sheet(images: torch.Tensor, labels: list[str], columns: int | None =
 
 
 def run(args: argparse.Namespace) -> int:
-    targets, objective_for = plan(args)
+    targets = plan(args)
     if not np.isfinite(args.lr) or args.lr <= 0:
         raise DreamkitError("--lr must be a positive number")
     if not 0 <= args.seed < 2**63 - len(targets):
@@ -190,17 +185,14 @@ def run(args: argparse.Namespace) -> int:
     images = []
     for start in range(0, len(targets), args.batch):
         chunk = targets[start:start + args.batch]
-        objective: Objective = objective_for(chunk)
-        result = render(
-            net, objective, param=args.param, decorrelate=args.decorrelate, size=args.size,
-            steps=args.steps, lr=args.lr, seed=args.seed + start, precision=args.precision,
-            redirected_relu=args.redirected_relu, progress=show_progress(args),
-        )
+        specs = [target.spec for target in chunk]
+        settings = {"param": args.param, "decorrelate": args.decorrelate, "size": args.size,
+                    "steps": args.steps, "lr": args.lr, "seed": args.seed + start,
+                    "precision": args.precision, "redirected_relu": args.redirected_relu}
+        result = render(net, batch_objective(specs, args.model), **settings,
+                        progress=show_progress(args))
         for i, (target, image) in enumerate(zip(chunk, result.images, strict=True)):
-            settings = {**result.settings, "batch": 1, "seed": args.seed + start + i,
-                        "objective": target.spec}
-            record = {"version": __version__, "command": "vis", "model": args.model,
-                      "objective": target.spec, "render": settings}
+            record = make_record(args.model, specs, i, settings, torch.get_num_threads())
             path = save_image(image, out / f"{target.stem}.png",
                               metadata={"dreamkit": json.dumps(record)})
             if not args.quiet:
