@@ -95,6 +95,8 @@ def check_record(record: object) -> dict:
         raise DreamkitError(f"metadata: missing {', '.join(missing)}")
     values = {key: typed(f"metadata.{key}", table[key], kind)
               for key, kind in RECORD_FIELDS.items() if kind is not dict}
+    if values["command"] != "vis":
+        raise DreamkitError(f"metadata.command is {values['command']!r}, not 'vis'")
     model = str(values["model"])
     get_spec(model)  # an unknown model is refused here
     batch = [_check_spec(f"metadata.batch[{i}]", spec, model)

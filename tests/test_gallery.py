@@ -282,6 +282,7 @@ def test_reproduce_renders_a_vis_picture_again_with_its_batch(tmp_path, capsys):
         ("batch", [{"kind": "channel", "layer": "inception3a"}] * 2, "missing channel"),
         ("batch", [{**t, "channel": 999} for t in record["batch"]], "out of range"),
         ("threads", 0, "threads must be at least 1"),
+        ("model", "alexnet", "alexnet"),
     ]:
         save_image(pixels, fake, metadata={"dreamkit": json.dumps({**record, key: value})})
         assert main(["reproduce", str(fake), "-o", str(tmp_path / "x.png")]) == 2
