@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import stat
 import struct
 import threading
@@ -42,6 +43,7 @@ __all__ = [
     "ImageError",
     "SAVE_EXTENSIONS",
     "atomic_path",
+    "ctrl_c_deferred",
     "list_images",
     "load_image",
     "read_png_text",
@@ -585,6 +587,27 @@ def _check_metadata(path: object, metadata: object) -> dict[str, str]:
     return dict(metadata)
 
 
+@contextlib.contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block is done, then deliver it.
+
+    For short writes: an encoder stopped half-way leaves an object whose finalizer fails
+    noisily at exit, and a file written in full is better than a lost one. Off the main
+    thread (where signal handlers cannot be set) the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)
+
+
 def _encode(array: np.ndarray, tmp: Path, extension: str, options: dict[str, object]) -> None:
     """Write ``array`` (H, W, 3 uint8) to ``tmp`` in the format of ``extension``."""
     iio.imwrite(tmp, array, plugin="pillow", extension=extension, **options)
@@ -626,7 +649,7 @@ def save_image(
             options["pnginfo"] = _png_info(text)
     else:
         options["quality"] = quality
-    with atomic_path(target) as tmp:
+    with ctrl_c_deferred(), atomic_path(target) as tmp:
         try:
             _encode(array, tmp, extension, options)
         except ImageError:

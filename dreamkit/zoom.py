@@ -19,7 +19,7 @@ from kornia.geometry.transform import scale
 
 from dreamkit.dream import DreamSettings, dream
 from dreamkit.errors import DreamkitError
-from dreamkit.image_io import atomic_path, to_uint8
+from dreamkit.image_io import atomic_path, ctrl_c_deferred, to_uint8
 from dreamkit.models.staged import StagedNet
 from dreamkit.objectives import Objective
 
@@ -72,7 +72,7 @@ def write_video(frames: Sequence[torch.Tensor], path: str | Path, fps: float = 1
     if not frames or fps <= 0:
         raise DreamkitError(f"{path}: need at least one frame and a positive fps")
     stack = np.stack([to_uint8(frame) for frame in frames])
-    with atomic_path(path) as tmp:
+    with ctrl_c_deferred(), atomic_path(path) as tmp:
         if path.suffix.lower() == ".gif":
             iio.imwrite(tmp, stack, extension=".gif", plugin="pillow",
                         duration=round(1000 / fps), loop=0)

@@ -22,7 +22,7 @@ from PIL import Image
 import dreamkit.commands.dream as dream_command
 from dreamkit.cli import dream_main
 from dreamkit.dream import DreamSettings, dream
-from dreamkit.image_io import load_image, read_png_text
+from dreamkit.image_io import ctrl_c_deferred, load_image, read_png_text
 from dreamkit.models import load_model
 from dreamkit.objectives import layer_norm
 from tests.conftest import requires_weights
@@ -182,3 +182,15 @@ def test_save_partial_keeps_the_last_finished_octave(tmp_path, monkeypatch, caps
     assert saved.shape == full.shape == (3, 72, 96)
     assert (saved - snapshots[1]).abs().max() <= 1 / 255  # octave 2 as it was, at full size
     assert (saved - full).abs().mean() > 1e-3  # and not the finished dream
+
+
+def test_ctrl_c_during_a_write_is_delivered_after_it():
+    before, done = signal.getsignal(signal.SIGINT), []
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the signal arrives here, and waits
+            done.append(True)
+        time.sleep(1)  # delivered by now
+    assert done == [True]
+    assert signal.getsignal(signal.SIGINT) is before
