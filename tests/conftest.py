@@ -30,8 +30,12 @@ requires_weights = pytest.mark.skipif(
 
 
 @pytest.fixture(autouse=True)
-def _deterministic() -> None:
+def _deterministic():
+    """Seed torch; restore its thread count after tests (gallery and reproduce set it to 1)."""
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
