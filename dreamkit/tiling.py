@@ -37,8 +37,8 @@ CPU_PASS_PIXELS = 2**18  # pixels per network pass on the CPU: 16 images of 128 
 def cpu_images_per_pass(device: torch.device, shape: torch.Size | tuple[int, ...]) -> int | None:
     """How many images of `shape` (B, 3, H, W) to run through the network at a time: on the
     CPU about `CPU_PASS_PIXELS` pixels' worth, which keeps a layer's tensors in cache (64
-    images of 128 px forward + backward: 1.4x faster per image in passes of 16, 224 px 1.6x in
-    passes of 5); GPUs take the whole batch (None)."""
+    images of 128 px forward + backward: 1.4x faster per image in passes of 16; at 224 px,
+    1.6x in passes of 4 to 8); GPUs take the whole batch (None)."""
     if device.type != "cpu":
         return None
     return max(1, CPU_PASS_PIXELS // (shape[-2] * shape[-1]))
