@@ -122,15 +122,21 @@ def load_directions(
     return saved
 
 
+def split_direction_arg(spec: str) -> tuple[str, int]:
+    """`FILE[:index]` -> (FILE, index); index 0 when none is given (a colon not followed by
+    digits belongs to the file name)."""
+    path, sep, index = spec.rpartition(":")
+    if not (sep and index.isdigit()):
+        return spec, 0
+    return path, int(index)
+
+
 def resolve_direction_arg(
     spec: str, model: str, layer: str | None = None
 ) -> tuple[str, torch.Tensor]:
     """`FILE[:index]` -> (layer, vector (C,) float32); the index picks a row (default 0)."""
-    path, sep, index = spec.rpartition(":")
-    if not (sep and index.isdigit()):
-        path, index = spec, "0"
+    path, k = split_direction_arg(spec)
     saved = load_directions(path, model=model, layer=layer)
-    k = int(index)
     if k >= len(saved.vectors):
         raise DreamkitError(
             f"{spec}: index {k} is out of range, the file holds {len(saved.vectors)} "
@@ -232,8 +238,9 @@ def _folds(groups: torch.Tensor, k: int, generator: torch.Generator) -> tuple[to
 def cross_validated_accuracy(
     pos: torch.Tensor, neg: torch.Tensor, method: str, *, folds: int = 5,
     pos_groups: torch.Tensor | None = None, neg_groups: torch.Tensor | None = None, seed: int = 0,
-) -> tuple[float, str]:
-    """k-fold held-out accuracy of the separator, and whether folds split images or crops."""
+) -> tuple[float, str, int]:
+    """k-fold held-out accuracy of the separator, whether folds split images or crops, and the
+    k used (`folds`, at least 2 and at most the smaller group's size)."""
     generator = torch.Generator().manual_seed(seed)
     pos_groups = torch.arange(len(pos)) if pos_groups is None else pos_groups
     neg_groups = torch.arange(len(neg)) if neg_groups is None else neg_groups
@@ -246,7 +253,7 @@ def cross_validated_accuracy(
         correct += int((pos[pos_fold == i] @ direction + offset > 0).sum())
         correct += int((neg[neg_fold == i] @ direction + offset <= 0).sum())
     unit = "images" if pos_unit == neg_unit == "images" else "crops"
-    return correct / (len(pos) + len(neg)), unit
+    return correct / (len(pos) + len(neg)), unit, k
 
 
 def fit_direction(
@@ -256,10 +263,10 @@ def fit_direction(
 ) -> Directions:
     """A concept direction from pooled activations (N, C) of positive and negative examples;
     its stats hold the k-fold held-out accuracy."""
-    accuracy, unit = cross_validated_accuracy(pos, neg, method, folds=folds, seed=seed,
-                                              pos_groups=pos_groups, neg_groups=neg_groups)
+    accuracy, unit, k = cross_validated_accuracy(pos, neg, method, folds=folds, seed=seed,
+                                                 pos_groups=pos_groups, neg_groups=neg_groups)
     direction, _ = _separator(pos, neg, method)
-    stats = {"accuracy": accuracy, "folds": folds, "folds_over_images": float(unit == "images"),
+    stats = {"accuracy": accuracy, "folds": k, "folds_over_images": float(unit == "images"),
              "positives": len(pos), "negatives": len(neg)}
     return Directions(direction[None].contiguous(), layer, model, method, stats)
 

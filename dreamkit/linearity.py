@@ -17,7 +17,7 @@ the network itself.
 images' activations. Baselines in the same table: `directions=random` replaces each deviation
 x - mu (or h - mu) by a Gaussian direction of the same norm (for superposition: two random
 directions instead of the top two principal directions); `weights=random` is the same
-architecture with random weights.
+architecture with random weights (not for superposition, which needs features to render).
 """
 
 from __future__ import annotations
@@ -176,11 +176,12 @@ def superposition(
 
 
 def superposition_rows(
-    net: StagedNet, images: torch.Tensor, layers: Sequence[str], *, weights: str = "trained",
-    seed: int = 0, **render_options,
+    net: StagedNet, images: torch.Tensor, layers: Sequence[str], *, seed: int = 0,
+    **render_options,
 ) -> tuple[list[Row], dict[tuple[str, str], torch.Tensor]]:
     """s_a and s_b for the top two principal directions of each layer (over `images`) and for
-    two random directions; also returns the rendered (a, b, a + b) images by (layer, kind)."""
+    two random directions, on `net`'s trained weights; also returns the rendered (a, b, a + b)
+    images by (layer, kind)."""
     depth = {name: i for i, name in enumerate(net.layers.names)}
     generator = torch.Generator().manual_seed(seed)
     rows, renders = [], {}
@@ -191,8 +192,8 @@ def superposition_rows(
         for kind, (a, b) in pairs.items():
             s_a, s_b, panel = superposition(net, layer, a, b, seed=seed, **render_options)
             renders[(layer, kind)] = panel
-            rows += [Row("superposition a", layer, depth[layer], weights, kind, None, s_a),
-                     Row("superposition b", layer, depth[layer], weights, kind, None, s_b)]
+            rows += [Row("superposition a", layer, depth[layer], "trained", kind, None, s_a),
+                     Row("superposition b", layer, depth[layer], "trained", kind, None, s_b)]
     return rows, renders
 
 

@@ -14,6 +14,7 @@ from dreamkit.directions import (
     load_directions,
     principal_directions,
     resolve_direction_arg,
+    split_direction_arg,
 )
 from dreamkit.errors import DreamkitError
 from dreamkit.image_io import load_image, save_image
@@ -137,3 +138,9 @@ def test_dream_refuses_a_direction_of_another_layer(tmp_path, capsys):
                        "inception4d", "-o", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "is for layer inception4c, not inception4d" in err and err.count("\n") == 1
+
+
+def test_direction_arguments_split_at_a_colon_only_before_digits():
+    assert split_direction_arg("dirs/cat.safetensors:3") == ("dirs/cat.safetensors", 3)
+    assert split_direction_arg("a:b.safetensors") == ("a:b.safetensors", 0)
+    assert split_direction_arg("cat.safetensors") == ("cat.safetensors", 0)

@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
                                folds=args.folds, pos_groups=pos_groups, neg_groups=neg_groups,
                                seed=args.seed)
         unit = "images" if result.stats["folds_over_images"] else "crops"
-        summary = (f"held-out accuracy {result.stats['accuracy']:.3f} ({args.folds}-fold over "
+        folds = int(result.stats["folds"])
+        summary = (f"held-out accuracy {result.stats['accuracy']:.3f} ({folds}-fold over "
                    f"{unit}; {len(pos)} positive vs {len(neg)} negative crops)")
     else:
         acts, _ = crops(args.images, args.seed)

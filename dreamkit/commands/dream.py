@@ -32,7 +32,7 @@ from dreamkit.commands.common import (
     show_progress,
     tile_size,
 )
-from dreamkit.directions import resolve_direction_arg
+from dreamkit.directions import resolve_direction_arg, split_direction_arg
 from dreamkit.dream import DivergedError, DreamSettings, dream
 from dreamkit.errors import DreamkitError
 from dreamkit.image_io import load_image, save_image
@@ -101,7 +101,7 @@ def output_path(args: argparse.Namespace, layer: str) -> Path:
     """`-o`, else `<stem>_<layer>[_c<N>].png` in the current folder; checked by `check_output`."""
     suffix = f"_c{args.channel}" if args.channel is not None else ""
     if args.direction:
-        suffix += f"_{Path(args.direction.rpartition(':')[0] or args.direction).stem}"
+        suffix += f"_{Path(split_direction_arg(args.direction)[0]).stem}"
     suffix += "_neg" if args.negate else ""
     out = Path(args.output) if args.output else Path(f"{Path(args.image).stem}_{layer}{suffix}.png")
     return check_output(out, inputs=[Path(args.image)], force=args.force)

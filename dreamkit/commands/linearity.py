@@ -5,8 +5,8 @@ additivity = E||f(mu + (x - mu) + (y - mu)) - [f(x) + f(y) - f(mu)]||, both divi
 E||f(x) - f(y)|| (mu: the mean image; 0 = linear), the same two for the map from the layer to
 the logits (latent), and superposition (render directions a, b, a + b; the share of a's and b's
 solo projection the a + b image keeps) on a few layers. Baselines: random directions instead of
-the photos' own, and random weights. Writes OUTDIR/linearity.json, .csv and, with matplotlib,
-linearity.png (definitions: the docs of dreamkit.linearity).
+the photos' own, and random weights (not for superposition). Writes OUTDIR/linearity.json,
+.csv and, with matplotlib, linearity.png (definitions: the docs of dreamkit.linearity).
 
 examples:
   dreamkit linearity --images photos/ -o linearity/

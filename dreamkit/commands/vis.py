@@ -10,7 +10,7 @@ examples:
   dreamkit vis --layer inception3b --channels 0,5,9-12 --param maco --size 160 -o vis3b
   dreamkit vis --layer inception4c --channels 97 --neuron -o neuron97
   dreamkit vis --class "golden retriever" --class 949 -o classes
-  dreamkit vis --direction directions.pt:3 -o direction
+  dreamkit vis --direction pca.safetensors:3 -o direction
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from dreamkit.commands.common import (
     positive_int,
     show_progress,
 )
+from dreamkit.directions import resolve_direction_arg, split_direction_arg
 from dreamkit.errors import DreamkitError
 from dreamkit.image_io import save_image
 from dreamkit.imagenet import class_index, class_names
@@ -116,9 +117,7 @@ def _slug(text: str) -> str:
 
 def _direction_stem(spec: str) -> str:
     """`dirs/cat.safetensors:3` -> `cat_3` (index 0 when none is given)."""
-    path, sep, index = spec.rpartition(":")
-    if not (sep and index.isdigit()):
-        path, index = spec, "0"
+    path, index = split_direction_arg(spec)
     return f"{_slug(Path(path).stem)}_{index}"
 
 
@@ -139,8 +138,6 @@ def plan(args: argparse.Namespace) -> list[Target]:
         names = class_names()
         return [Target(f"class{k}_{_slug(names[k])}", f"{k} {names[k]}",
                        {"kind": "class", "class": k, "name": names[k]}) for k in indices]
-    from dreamkit.directions import resolve_direction_arg
-
     resolved = [resolve_direction_arg(spec, args.model) for spec in args.directions]
     layers = {layer for layer, _ in resolved}
     if len(layers) > 1:
