@@ -1,9 +1,9 @@
 """Octave DeepDream of an existing photo, after the original google/deepdream notebook.
 
 Each octave is the photo at a smaller scale plus the detail dreamed so far (upsampled); each step
-rolls the image by a random offset (jitter), ascends the objective's gradient normalized by its
-mean magnitude (step = lr * g / mean|g|), smooths that gradient (a blur prior against
-high-frequency noise) and rolls back. Only the added detail travels between octaves, so the
+rolls the image by a random offset (jitter), smooths the objective's gradient (a blur prior
+against high-frequency noise), ascends it normalized by its mean magnitude (step = lr * g /
+mean|g|) and rolls back. Only the added detail travels between octaves, so the
 output keeps the photo's own resolution and content.
 """
 

@@ -7,6 +7,7 @@ term. Per-image values keep batched renders independent: image i never affects i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -92,13 +93,19 @@ class Objective:
         return self * (1.0 / k)
 
 
+@functools.lru_cache(maxsize=64)
+def _index_tensor(values: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """`values` on `device`, made once (a host-to-GPU copy every step would wait for the GPU)."""
+    return torch.as_tensor(values, device=device)
+
+
 def _per_channel(channels: int | Sequence[int], acts: torch.Tensor) -> torch.Tensor:
     """Index tensor (B,) of the channel each image targets (one int: the same for all)."""
     if isinstance(channels, int):
         return torch.full((acts.shape[0],), channels, device=acts.device)
     if len(channels) != acts.shape[0]:
         raise DreamkitError(f"{len(channels)} channels given for a batch of {acts.shape[0]}")
-    return torch.as_tensor(channels, device=acts.device)
+    return _index_tensor(tuple(channels), acts.device)
 
 
 def _check_channels(layer: str, channels: int | Sequence[int], acts: torch.Tensor) -> None:
@@ -187,6 +194,7 @@ def direction(layer: str, vector: torch.Tensor, cossim_power: float = 0.0) -> Ob
         raise DreamkitError(f"a direction is a (C,) or (B, C) vector, not {tuple(vector.shape)}")
     unit = vector / vector.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     batch = unit.shape[0] if unit.dim() == 2 else None
+    moved: dict[torch.device, torch.Tensor] = {}
 
     def fn(a: Activations) -> torch.Tensor:
         acts = a[layer].float()
@@ -194,7 +202,9 @@ def direction(layer: str, vector: torch.Tensor, cossim_power: float = 0.0) -> Ob
             raise DreamkitError(
                 f"direction has {unit.shape[-1]} values but {layer} has {acts.shape[1]} channels"
             )
-        v = unit.to(acts.device).expand(acts.shape[0], -1)
+        if acts.device not in moved:  # once per device, not every step
+            moved[acts.device] = unit.to(acts.device)
+        v = moved[acts.device].expand(acts.shape[0], -1)
         dot = torch.einsum("bchw,bc->bhw", acts, v)
         if cossim_power:
             cos = dot / acts.norm(dim=1).clamp_min(1e-6)

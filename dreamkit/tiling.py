@@ -120,7 +120,8 @@ def _spans(length: int, tile: int, halo: int) -> list[tuple[int, int, int, int]]
 
 def _strides(net: StagedNet, objective: Objective, device: torch.device) -> dict[str, int]:
     """Each needed layer's stride in pixels, from a probe whose side is a multiple of all."""
-    probe = torch.zeros(1, 3, 4 * ALIGN, 4 * ALIGN, device=device)
+    probe = torch.zeros(1, 3, 4 * ALIGN, 4 * ALIGN, device=device,
+                        dtype=next(net.parameters()).dtype)
     with torch.no_grad():
         acts = capture(net, probe, objective.needs)
     for name, act in acts.items():

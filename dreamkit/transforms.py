@@ -72,9 +72,12 @@ def warp(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 
 def _about_centre(params: torch.Tensor, height: int, width: int, angle: torch.Tensor,
                   factor: torch.Tensor) -> torch.Tensor:
-    centre = params.new_tensor([(width - 1) / 2, (height - 1) / 2]).expand(len(params), 2)
+    centre = params.new_empty(len(params), 2)  # filled on the device: no host-to-device copy
+    centre[:, 0], centre[:, 1] = (width - 1) / 2, (height - 1) / 2
     m = get_rotation_matrix2d(centre, angle, factor[:, None].expand(-1, 2))
-    return torch.cat([m, m.new_tensor([0.0, 0.0, 1.0]).expand(len(m), 1, 3)], dim=1)
+    bottom = m.new_zeros(len(m), 1, 3)
+    bottom[..., 2] = 1.0
+    return torch.cat([m, bottom], dim=1)
 
 
 class Jitter(Affine):
@@ -145,7 +148,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def standard() -> list[Transform]:
-    """The default chain (lucid's): pad 12, jitter 8, scale 0.9-1.1, rotate +-10 deg, jitter 4."""
+    """The default chain, lucid's but with reflected instead of grey padding: pad 12, jitter 8,
+    scale 0.9-1.1, rotate +-10 deg, jitter 4."""
     return [
         Pad(12),
         Jitter(8),
