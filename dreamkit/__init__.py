@@ -1,26 +1,70 @@
-"""dreamkit: DeepDream and feature visualization for PyTorch."""
+"""dreamkit: DeepDream and feature visualization for PyTorch.
 
-__version__ = "0.1.0"
+The whole public API is importable from here; names load on first use, so `import dreamkit`
+(and every `--help`) stays fast, and no library module imports this facade.
+"""
 
-from dreamkit.capture import capture
-from dreamkit.dream import DreamSettings, dream
-from dreamkit.errors import DreamkitError
-from dreamkit.layers import LayerInfo
-from dreamkit.models import MODELS, load_model
-from dreamkit.objectives import Objective, as_objective, channel, class_logit, layer_norm
+from __future__ import annotations
 
-__all__ = [
-    "MODELS",
-    "DreamSettings",
-    "DreamkitError",
-    "LayerInfo",
-    "Objective",
-    "__version__",
-    "as_objective",
-    "capture",
-    "channel",
-    "class_logit",
-    "dream",
-    "layer_norm",
-    "load_model",
-]
+import importlib
+
+from dreamkit.version import __version__
+
+_API = {
+    "DreamkitError": "dreamkit.errors",
+    "DreamSettings": "dreamkit.settings",
+    "RenderSettings": "dreamkit.settings",
+    "ZoomSettings": "dreamkit.settings",
+    "CATALOG": "dreamkit.models.catalog",
+    "Model": "dreamkit.models.base",
+    "load_model": "dreamkit.models.registry",
+    "layer_table": "dreamkit.models.registry",
+    "wrap": "dreamkit.models.wrapped",
+    "LayerInfo": "dreamkit.layers",
+    "LayerTable": "dreamkit.layers",
+    "capture": "dreamkit.capture",
+    "Objective": "dreamkit.objectives",
+    "as_objective": "dreamkit.objectives",
+    "channel": "dreamkit.objectives",
+    "class_logit": "dreamkit.objectives",
+    "direction": "dreamkit.objectives",
+    "diversity": "dreamkit.objectives",
+    "guide": "dreamkit.objectives",
+    "layer_norm": "dreamkit.objectives",
+    "neuron": "dreamkit.objectives",
+    "per_image": "dreamkit.objectives",
+    "Target": "dreamkit.targets",
+    "render": "dreamkit.render",
+    "RenderResult": "dreamkit.render",
+    "dream": "dreamkit.dream",
+    "DivergedError": "dreamkit.dream",
+    "load_image": "dreamkit.image_io",
+    "save_image": "dreamkit.image_io",
+    "list_images": "dreamkit.image_io",
+    "Recipe": "dreamkit.records",
+    "Record": "dreamkit.records",
+    "read_record": "dreamkit.records",
+    "make": "dreamkit.records",
+    "Directions": "dreamkit.directions",
+    "load_directions": "dreamkit.directions",
+    "fit_direction": "dreamkit.directions",
+    "principal_directions": "dreamkit.directions",
+    "make_param": "dreamkit.param",
+    "ImageParam": "dreamkit.param",
+    "standard": "dreamkit.transforms",
+    "contact_sheet": "dreamkit.sheets",
+}
+
+__all__ = ["__version__", *sorted(_API)]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'dreamkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,4 +1,4 @@
-"""Run a staged network only as far as the deepest layer asked for, keeping those activations."""
+"""Run a model only as far as the deepest layer asked for, keeping those activations."""
 
 from __future__ import annotations
 
@@ -6,40 +6,24 @@ from collections.abc import Iterable
 
 import torch
 
-from dreamkit.models.staged import StagedNet
+from dreamkit.layers import LOGITS
+from dreamkit.models.base import Model
+from dreamkit.tensors import check_images
 
-LOGITS = "logits"  # stands for the model's own class-logit stage
-
-
-def stage_name(net: StagedNet, layer: str) -> str:
-    """The stage behind a layer name: a stage, `logits`, a Caffe spelling or a tier."""
-    if layer in net.stages:
-        return layer
-    if layer == LOGITS:
-        return net.logits
-    return net.layers.resolve(layer).name
+__all__ = ["LOGITS", "capture", "capture_resolved"]
 
 
-def capture(net: StagedNet, images: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
-    """Activations keyed by the names asked for; stages past the deepest one are skipped."""
-    wanted: dict[str, list[str]] = {}
-    for layer in layers:
-        wanted.setdefault(stage_name(net, layer), []).append(layer)
-    found: dict[str, torch.Tensor] = {}
-    x = net.preprocess(images)
-    remaining = len(wanted)
-    for name, stage in net.stages.items():
-        if remaining == 0:
-            break
-        x = stage(x)
-        if name in wanted:
-            remaining -= 1
-            for alias in wanted[name]:
-                found[alias] = x
-    return found
+def capture_resolved(net: Model, images: torch.Tensor, layers: Iterable[str]
+                     ) -> dict[str, torch.Tensor]:
+    """Activations keyed by the names asked for (layer names, Caffe spellings, tiers or
+    `logits`); nothing past the deepest is computed. No checks of `images` (the loop's use)."""
+    names = {layer: net.layers.resolve(layer).name for layer in layers}
+    found = net.capture(images, list(dict.fromkeys(names.values())))
+    return {layer: found[name] for layer, name in names.items()}
 
 
-def deepest(net: StagedNet, layers: Iterable[str]) -> str:
-    """The deepest stage among `layers` (where `capture` stops)."""
-    order = list(net.stages)
-    return max((stage_name(net, layer) for layer in layers), key=order.index)
+def capture(net: Model, images: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+    """Activations of `layers` for `images` (B, 3, H, W) or (3, H, W), RGB in [0, 1], keyed by
+    the names asked for; the network stops after the deepest one."""
+    images = check_images(images, "images")
+    return capture_resolved(net, images[None] if images.dim() == 3 else images, layers)

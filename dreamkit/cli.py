@@ -1,6 +1,6 @@
 """Command-line front ends: `dream IMAGE` and `dreamkit <command>`.
 
-Every command module in `dreamkit.commands` has NAME, HELP, `add_arguments(parser)` and
+Every command module in `dreamkit.commands` has a docstring, `add_arguments(parser)` and
 `run(args) -> int`. Errors a user can fix exit 2 with one line on stderr; anything else exits 1
 with a short report (`--debug` shows the traceback either way).
 """
@@ -12,10 +12,10 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from dreamkit import __version__
-from dreamkit.commands import COMMANDS
+from dreamkit.commands import COMMANDS, name_of, summary_of
 from dreamkit.commands import dream as dream_command
 from dreamkit.errors import DreamkitError
+from dreamkit.version import __version__
 
 
 class Parser(argparse.ArgumentParser):
@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for command in COMMANDS:
         child = sub.add_parser(
-            command.NAME,
-            help=command.HELP,
+            name_of(command),
+            help=summary_of(command),
             description=command.__doc__,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )

@@ -26,12 +26,12 @@ from kornia.geometry.transform import crop_and_resize
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from dreamkit import __version__
-from dreamkit.capture import capture
+from dreamkit.capture import capture_resolved
 from dreamkit.errors import DreamkitError
-from dreamkit.image_io import atomic_path
-from dreamkit.models import get_spec
-from dreamkit.models.staged import StagedNet
+from dreamkit.files import atomic_path, regular_file
+from dreamkit.layers import LayerTable
+from dreamkit.models.base import Model
+from dreamkit.version import __version__
 
 FORMAT = "dreamkit-directions/1"
 METHODS = ("mean", "probe", "pca")
@@ -82,9 +82,12 @@ def _check_stats(path: object, text: str) -> dict[str, float | list[float]]:
 
 
 def load_directions(
-    path: str | os.PathLike[str], *, model: str | None = None, layer: str | None = None
+    path: str | os.PathLike[str], *, model: str | None = None, layer: str | None = None,
+    table: LayerTable | None = None,
 ) -> Directions:
-    """Read a direction file, refusing one made for another `model` or `layer` when given."""
+    """Read a direction file, refusing one made for another `model` or `layer` when given
+    (`table`, the model's layer table, resolves the layer name and checks the channels)."""
+    regular_file(path, "direction file")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -92,8 +95,6 @@ def load_directions(
             if keys != {_TENSOR}:
                 raise _bad(path, f"expected one tensor '{_TENSOR}', found {sorted(keys)}")
             vectors = f.get_tensor(_TENSOR)
-    except FileNotFoundError:
-        raise DreamkitError(f"{path}: no such file") from None
     except (SafetensorError, OSError, ValueError) as exc:
         raise _bad(path, " ".join(str(exc).split())) from None
     if set(meta) != _KEYS or meta["format"] != FORMAT:
@@ -105,6 +106,10 @@ def load_directions(
                          f"{tuple(vectors.shape)}")
     if not torch.isfinite(vectors).all():
         raise _bad(path, "non-finite values")
+    norms = vectors.norm(dim=1)
+    if (norms < 1e-6).any():
+        raise _bad(path, f"row {int((norms < 1e-6).nonzero()[0])} is a zero vector (it has no "
+                         "direction)")
     saved = Directions(vectors, meta["layer"], meta["model"], meta["method"],
                        _check_stats(path, meta["stats"]))
     if model is not None and saved.model != model:
@@ -112,41 +117,21 @@ def load_directions(
             f"{path}: direction was fitted on model {saved.model}, not {model} (pass --model "
             f"{saved.model} or fit one for {model})"
         )
-    if layer is not None:
-        wanted = get_spec(saved.model).layers.resolve(layer).name
-        if wanted != saved.layer:
+    if model is not None:
+        if table is None:
+            from dreamkit.models.registry import layer_table
+
+            table = layer_table(model)
+        info = table.resolve(saved.layer)
+        if layer is not None and table.resolve(layer).name != info.name:
             raise DreamkitError(
-                f"{path}: direction is for layer {saved.layer}, not {wanted} (use --layer "
-                f"{saved.layer} or fit one for {wanted})"
+                f"{path}: direction is for layer {saved.layer}, not {table.resolve(layer).name} "
+                f"(use --layer {saved.layer} or fit one for {table.resolve(layer).name})"
             )
+        if vectors.shape[1] != info.channels:
+            raise _bad(path, f"{vectors.shape[1]} entries but {info.name} has {info.channels} "
+                             "channels")
     return saved
-
-
-def split_direction_arg(spec: str) -> tuple[str, int]:
-    """`FILE[:index]` -> (FILE, index); index 0 when none is given (a colon not followed by
-    digits belongs to the file name)."""
-    path, sep, index = spec.rpartition(":")
-    if not (sep and index.isdigit()):
-        return spec, 0
-    return path, int(index)
-
-
-def resolve_direction_arg(
-    spec: str, model: str, layer: str | None = None
-) -> tuple[str, torch.Tensor]:
-    """`FILE[:index]` -> (layer, vector (C,) float32); the index picks a row (default 0)."""
-    path, k = split_direction_arg(spec)
-    saved = load_directions(path, model=model, layer=layer)
-    if k >= len(saved.vectors):
-        raise DreamkitError(
-            f"{spec}: index {k} is out of range, the file holds {len(saved.vectors)} "
-            f"direction(s) (0-{len(saved.vectors) - 1})"
-        )
-    channels = get_spec(saved.model).layers.resolve(saved.layer).channels
-    if saved.vectors.shape[1] != channels:
-        raise _bad(path, f"{saved.vectors.shape[1]} entries but {saved.layer} has {channels} "
-                         "channels")
-    return saved.layer, saved.vectors[k].clone()
 
 
 # --------------------------------------------------------------------------- data
@@ -182,10 +167,10 @@ def augmented(
 
 
 @torch.no_grad()
-def activations(net: StagedNet, images: torch.Tensor, layer: str, batch: int = 16) -> torch.Tensor:
+def activations(net: Model, images: torch.Tensor, layer: str, batch: int = 16) -> torch.Tensor:
     """The layer's activations (N, C, H, W), or (N, C) past global pooling, in float32."""
     device = next(net.parameters()).device
-    parts = [capture(net, images[i:i + batch].to(device), [layer])[layer].float().cpu()
+    parts = [capture_resolved(net, images[i:i + batch].to(device), [layer])[layer].float().cpu()
              for i in range(0, len(images), batch)]
     return torch.cat(parts)
 

@@ -3,71 +3,47 @@
 Each octave is the photo at a smaller scale plus the detail dreamed so far (upsampled); each step
 rolls the image by a random offset (jitter), smooths the objective's gradient (a blur prior
 against high-frequency noise), ascends it normalized by its mean magnitude (step = lr * g /
-mean|g|) and rolls back. Only the added detail travels between octaves, so the
-output keeps the photo's own resolution and content.
+mean|g|) and rolls back. Only the added detail travels between octaves, so the output keeps the
+photo's own resolution and content. Octaves smaller than the layer can see are skipped; a photo
+smaller than that is refused with the size it needs.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from dreamkit.errors import DreamkitError
-from dreamkit.models.staged import StagedNet
+from dreamkit.layers import LOGITS
+from dreamkit.models.base import Model
 from dreamkit.objectives import Objective, as_objective
-from dreamkit.precision import resolve_precision
+from dreamkit.precision import precision_name, resolve_precision
+from dreamkit.settings import DreamSettings
+from dreamkit.tensors import check_images
 from dreamkit.tiling import Gradient, image_gradient
 from dreamkit.transforms import gaussian_blur
 
+__all__ = ["DivergedError", "DreamSettings", "dream", "dream_step", "octave_sizes"]
+
 MIN_OCTAVE_SIDE = 32  # smaller octaves carry no useful detail and starve deep layers
-
-
-@dataclass(frozen=True)
-class DreamSettings:
-    """The knobs of a dream; defaults are the classic notebook's (4 octaves x 1.4, 10 steps)."""
-
-    octaves: int = 4
-    octave_scale: float = 1.4
-    steps: int = 10
-    lr: float = 1.5  # step size in 0-255 pixel units
-    jitter: int = 32  # max random roll, pixels
-    blur: float = 0.5  # sigma (pixels) of the gradient smoothing; 0 turns it off
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.octaves >= 1, "octaves must be at least 1"),
-            (self.octave_scale > 1, "octave scale must be greater than 1"),
-            (self.steps >= 1, "steps must be at least 1"),
-            (self.lr > 0 and math.isfinite(self.lr), "lr must be a positive number"),
-            (0 <= self.jitter < 2**31, "jitter must be from 0 to 2147483647 pixels"),
-            (self.blur >= 0 and math.isfinite(self.blur), "blur must be 0 or more"),
-            (-(2**63) <= self.seed < 2**64, "seed must fit in 64 bits"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise DreamkitError(message)
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 class DivergedError(DreamkitError):
     """The loss or the gradient became NaN or infinite; the image is dropped, never written."""
 
 
-def octave_sizes(height: int, width: int, settings: DreamSettings) -> list[tuple[int, int]]:
-    """Image sizes from the smallest octave to the full size (too-small octaves dropped)."""
+def octave_sizes(height: int, width: int, settings: DreamSettings,
+                 min_side: int = MIN_OCTAVE_SIDE) -> list[tuple[int, int]]:
+    """Image sizes from the smallest octave to the full size; octaves whose short side is
+    under `min_side` are dropped (the full size always stays)."""
     sizes = []
     for i in range(settings.octaves):
         scale = settings.octave_scale**i
-        size = (round(height / scale), round(width / scale))
-        if i > 0 and min(size) < MIN_OCTAVE_SIDE:
+        size = (max(1, round(height / scale)), max(1, round(width / scale)))
+        if i > 0 and min(size) < min_side:
             break
         sizes.append(size)
     return sizes[::-1]
@@ -79,14 +55,32 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
-def dream_step(
-    image: torch.Tensor,
-    gradient: Gradient,
-    settings: DreamSettings,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """One jittered, normalized gradient-ascent step on a (B, 3, H, W) image in [0, 1]."""
-    dy, dx = torch.randint(-settings.jitter, settings.jitter + 1, (2,), generator=generator)
+def fit_side(image: torch.Tensor, side: int | None) -> torch.Tensor:
+    """`image` (B, 3, H, W) resized so its longer side is `side` (None: as it is)."""
+    if side is None:
+        return image
+    h, w = image.shape[-2:]
+    scale = side / max(h, w)
+    return _resize(image, (max(1, round(h * scale)), max(1, round(w * scale)))).clamp(0, 1)
+
+
+def check_reach(net: Model, objective: Objective, height: int, width: int) -> int:
+    """The smallest side the objective's layers can see; refuses a smaller photo."""
+    needed = max(net.min_side(net.layers.resolve(layer).name) for layer in objective.needs)
+    if min(height, width) < needed:
+        layer = max(objective.needs, key=lambda n: net.min_side(net.layers.resolve(n).name))
+        what = "the logits" if layer == LOGITS else layer
+        raise DreamkitError(f"the photo is {width}x{height} pixels; {what} of {net.name} needs "
+                            f"at least {needed}x{needed} (enlarge it with --size PX)")
+    return needed
+
+
+def dream_step(image: torch.Tensor, gradient: Gradient, settings: DreamSettings,
+               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One jittered, normalized gradient-ascent step on a (B, 3, H, W) image in [0, 1];
+    returns the new image and the objective values (B,) before the step."""
+    jitter = min(settings.jitter, max(image.shape[-2:]))
+    dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=generator)
     shift = (int(dy), int(dx))
     shifted = image.roll(shift, dims=(2, 3))
     values, grad = gradient(shifted)
@@ -94,47 +88,60 @@ def dream_step(
     scale = grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
     grad = grad / (scale + values.view(-1, 1, 1, 1) * 0)  # a non-finite loss poisons the step
     stepped = shifted.detach().add_(grad, alpha=settings.lr / 255.0)
-    return stepped.roll((-shift[0], -shift[1]), dims=(2, 3)).clamp_(0.0, 1.0)
+    return stepped.roll((-shift[0], -shift[1]), dims=(2, 3)).clamp_(0.0, 1.0), values
 
 
 def dream(
-    net: StagedNet,
+    net: Model,
     image: torch.Tensor,
     objective: Objective | str | None = None,
     settings: DreamSettings | None = None,
     *,
     progress: bool = False,
     on_octave: Callable[[int, torch.Tensor], None] | None = None,
-    precision: str = "auto",
-    tile: int | None = None,
+    on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    plans: list[str] | None = None,
+    ran: dict | None = None,
+    **overrides,
 ) -> torch.Tensor:
-    """Dream `image` (3, H, W) or (B, 3, H, W), RGB in [0, 1]; returns the same shape.
+    """Dream `image` (3, H, W) or (B, 3, H, W), RGB in [0, 1]; returns the same shape (the
+    longer side `settings.size` when that is set).
 
-    `objective` defaults to the layer norm of the model's default mid-level layer.
-    `precision` is the network's (auto | fp32 | bf16 | fp16, see `dreamkit.precision`); the image
-    and the step stay fp32. `tile` is the side in pixels of the tiles an octave's gradient is
-    computed on: None tiles only octaves too big for the free memory, 0 never tiles.
-    `on_octave(index, image)` is called after each octave with the dream so far at the input's
-    size (e.g. to keep the last finished octave when interrupted). Raises DivergedError when a
-    loss or gradient is not finite (checked once per octave, so the loop never waits on a GPU).
+    Settings come from `settings` (`DreamSettings`) with keyword overrides (`steps=5`,
+    `precision="fp32"`, `tile=0`). `objective` defaults to the norm of the model's default
+    layer. `on_octave(index, image)` is called after each octave with the dream so far at the
+    output size; `on_step(step, image, values)` after every step. `plans` forces each
+    octave's gradient plan (a record's); `ran`, when given, is filled with what really ran
+    (device, precision, plans). Raises DivergedError when a loss or gradient is not finite
+    (checked once per octave, so the loop never waits on a GPU).
     """
-    settings = settings or DreamSettings()
-    objective = as_objective(objective or net.layers.defaults["mid"]).prepare(net)
+    settings = (settings or DreamSettings()).replace(**overrides)
+    image = check_images(image, "image")
+    objective = as_objective(objective or net.layers.default).prepare(net)
     single = image.dim() == 3
     device = next(net.parameters()).device
-    dtype = resolve_precision(precision, device)
-    base = (image[None] if single else image).to(device=device, dtype=torch.float32)
+    dtype = resolve_precision(settings.precision, device)
+    base = fit_side((image[None] if single else image).to(device, torch.float32), settings.size)
+    reach = check_reach(net, objective, *base.shape[-2:])
     generator = torch.Generator().manual_seed(settings.seed)
-    sizes = octave_sizes(base.shape[-2], base.shape[-1], settings)
+    sizes = octave_sizes(base.shape[-2], base.shape[-1], settings, max(reach, MIN_OCTAVE_SIDE))
+    if plans is not None and len(plans) != len(sizes):
+        raise DreamkitError(f"{len(plans)} gradient plans for {len(sizes)} octaves")
     detail = torch.zeros_like(_resize(base, sizes[0]))
+    used, step_index = [], 0
     with tqdm(total=len(sizes) * settings.steps, disable=not progress, unit="step",
               desc="dreaming", leave=False) as bar:
         for index, size in enumerate(sizes):
             octave_base = _resize(base, size)
             dreamed = (octave_base + _resize(detail, size)).clamp_(0.0, 1.0)
-            gradient = image_gradient(net, objective, dtype, dreamed.shape, tile)
+            gradient, plan = image_gradient(net, objective, dtype, dreamed.shape, settings.tile,
+                                            plans[index] if plans else None)
+            used.append(plan)
             for _ in range(settings.steps):
-                dreamed = dream_step(dreamed, gradient, settings, generator)
+                dreamed, values = dream_step(dreamed, gradient, settings, generator)
+                if on_step is not None:
+                    on_step(step_index, dreamed, values)
+                step_index += 1
                 bar.update()
             if not torch.isfinite(dreamed).all():  # NaN/inf stick, so once per octave suffices
                 raise DivergedError(
@@ -145,4 +152,6 @@ def dream(
             if on_octave is not None:
                 so_far = (base + _resize(detail, tuple(base.shape[-2:]))).clamp_(0.0, 1.0)
                 on_octave(index, so_far[0] if single else so_far)
+    if ran is not None:
+        ran.update(device=str(device), precision=precision_name(dtype), plans=used)
     return dreamed[0] if single else dreamed

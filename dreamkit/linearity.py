@@ -31,11 +31,11 @@ from pathlib import Path
 
 import torch
 
-from dreamkit.capture import capture, stage_name
+from dreamkit.capture import capture_resolved as capture
 from dreamkit.directions import activations, principal_directions
 from dreamkit.errors import DreamkitError
-from dreamkit.image_io import atomic_path
-from dreamkit.models.staged import StagedNet
+from dreamkit.files import atomic_path
+from dreamkit.models.base import Model
 from dreamkit.objectives import direction
 
 Batched = Callable[[torch.Tensor], dict[str, torch.Tensor]]
@@ -100,13 +100,11 @@ def random_like(deltas: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     return noise * norms.view(-1, *[1] * (deltas.dim() - 1))
 
 
-def run_from(net: StagedNet, layer: str, acts: torch.Tensor) -> torch.Tensor:
-    """The logits computed from a layer's activations (the stages after it)."""
-    names = list(net.stages)
-    x = acts
-    for name in names[names.index(stage_name(net, layer)) + 1:]:
-        x = net.stages[name](x)
-    return x
+def run_from(net: Model, layer: str, acts: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The logits computed from a layer's activations (the network after it); `like` is an
+    image batch of the size that made such activations."""
+    name = net.layers.resolve(layer).name
+    return net.logits_from(name, acts, like[:1].expand(len(acts), -1, -1, -1))
 
 
 def _rows(results: dict, layer_of: Callable[[str], str], depth: dict[str, int], prefix: str,
@@ -122,7 +120,7 @@ def _rows(results: dict, layer_of: Callable[[str], str], depth: dict[str, int], 
 
 
 def linearity_table(
-    net: StagedNet, images: torch.Tensor, *, weights: str = "trained",
+    net: Model, images: torch.Tensor, *, weights: str = "trained",
     ks: Sequence[float] = DEFAULT_KS, layers: Sequence[str] | None = None, seed: int = 0,
     batch: int = 16,
 ) -> list[Row]:
@@ -142,11 +140,12 @@ def linearity_table(
         rows += _rows(probe(pixels, mu, deltas, ks, batch), lambda n: n, depth, "", weights, dirs)
     hidden = {name: activations(net, images, name, batch) for name in layers}
     for name in layers:
-        if stage_name(net, name) == net.logits:
-            continue  # the map from the logits to themselves is the identity
+        if net.layers.resolve(name).name == net.layers.logits or not net.is_cut(name):
+            continue  # the identity, or a layer the logits do not depend on alone
 
         def latent(h: torch.Tensor, name: str = name) -> dict[str, torch.Tensor]:
-            return {name: run_from(net, name, h.to(device)).float().cpu()}
+            like = images[:1].to(device)
+            return {name: run_from(net, name, h.to(device), like).float().cpu()}
 
         h = hidden[name]
         h_mu = h.mean(0, keepdim=True)
@@ -157,7 +156,7 @@ def linearity_table(
 
 
 def superposition(
-    net: StagedNet, layer: str, a: torch.Tensor, b: torch.Tensor, **render_options
+    net: Model, layer: str, a: torch.Tensor, b: torch.Tensor, **render_options
 ) -> tuple[float, float, torch.Tensor]:
     """Render a, b and a + b (unit directions of `layer`) from noise in one batch; returns
     (s_a, s_b, images (3, 3, H, W)): the share of a's and b's solo projection that the a + b
@@ -176,7 +175,7 @@ def superposition(
 
 
 def superposition_rows(
-    net: StagedNet, images: torch.Tensor, layers: Sequence[str], *, seed: int = 0,
+    net: Model, images: torch.Tensor, layers: Sequence[str], *, seed: int = 0,
     **render_options,
 ) -> tuple[list[Row], dict[tuple[str, str], torch.Tensor]]:
     """s_a and s_b for the top two principal directions of each layer (over `images`) and for

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from dreamkit.capture import LOGITS
 from dreamkit.errors import DreamkitError
+from dreamkit.layers import LOGITS, check_channel
 
 Activations = Mapping[str, torch.Tensor]
 
@@ -25,6 +25,8 @@ class Objective:
     `batch` is the number of images a per-image objective (one channel, class or vector per
     image) is defined for, None when it fits any batch. `setup` holds callables run once with
     the network before optimizing (`prepare(net)`), e.g. to compute a guide image's features.
+    Sums are kept flat (a list of weighted terms), so adding hundreds of objectives nests
+    nothing.
     """
 
     def __init__(
@@ -41,6 +43,8 @@ class Objective:
         self.name = name
         self.batch = batch
         self.setup = tuple(setup)
+        self.terms: tuple[tuple[float, Objective], ...] = ((1.0, self),)
+        self.constant = 0.0
 
     def __call__(self, acts: Activations) -> torch.Tensor:
         return self.fn(acts)
@@ -54,38 +58,63 @@ class Objective:
             step(net)
         return self
 
-    def _derive(self, fn: Callable[[Activations], torch.Tensor], name: str) -> Objective:
-        return Objective(fn, self.needs, name, batch=self.batch, setup=self.setup)
+    @staticmethod
+    def sum(terms: Sequence[Objective | float], weights: Sequence[float] | None = None
+            ) -> Objective:
+        """The weighted sum of `terms` (numbers are constants), as one flat objective."""
+        weights = [1.0] * len(terms) if weights is None else list(weights)
+        if len(weights) != len(terms):
+            raise DreamkitError(f"{len(weights)} weights for {len(terms)} objectives")
+        flat: list[tuple[float, Objective]] = []
+        constant = 0.0
+        for term, weight in zip(terms, weights, strict=True):
+            if isinstance(term, (int, float)):
+                constant += weight * term
+                continue
+            term = as_objective(term)
+            constant += weight * term.constant
+            flat += [(weight * w, leaf) for w, leaf in term.terms]
+        if not flat:
+            raise DreamkitError("a sum of objectives needs at least one objective")
+        batches = {o.batch for _, o in flat} - {None}
+        if len(batches) > 1:
+            raise DreamkitError(f"objectives for {' and '.join(map(str, sorted(batches)))} "
+                                "images cannot be added")
+
+        def fn(acts: Activations) -> torch.Tensor:
+            total = None
+            for weight, leaf in flat:
+                value = leaf(acts) if weight == 1 else weight * leaf(acts)
+                total = value if total is None else total + value
+            return total if constant == 0 else total + constant  # type: ignore[return-value]
+
+        names = [o.name if w == 1 else f"{w:g} * ({o.name})" for w, o in flat]
+        name = " + ".join(names) + (f" + {constant:g}" if constant else "")
+        made = Objective(fn, [n for _, o in flat for n in o.needs], name,
+                         batch=batches.pop() if batches else None,
+                         setup=[s for _, o in flat for s in o.setup])
+        made.terms, made.constant = tuple(flat), constant
+        return made
 
     def __add__(self, other: Objective | float) -> Objective:
-        if isinstance(other, (int, float)):
-            return self._derive(lambda a: self(a) + other, f"{self.name} + {other}")
-        other = as_objective(other)
-        if None not in (self.batch, other.batch) and self.batch != other.batch:
-            raise DreamkitError(
-                f"objectives for {self.batch} and {other.batch} images cannot be added"
-            )
-        return Objective(
-            lambda a: self(a) + other(a),
-            self.needs + other.needs,
-            f"{self.name} + {other.name}",
-            batch=self.batch if self.batch is not None else other.batch,
-            setup=self.setup + other.setup,
-        )
+        return Objective.sum([self, other])
 
     def __radd__(self, other: float) -> Objective:  # lets sum() start from 0
-        return self if other == 0 else self + other
+        return self if other == 0 else Objective.sum([other, self])
 
     def __neg__(self) -> Objective:
-        return self._derive(lambda a: -self(a), f"-({self.name})")
+        return Objective.sum([self], [-1.0])
 
     def __sub__(self, other: Objective | float) -> Objective:
-        return self + (-as_objective(other) if not isinstance(other, (int, float)) else -other)
+        return Objective.sum([self, other], [1.0, -1.0])
+
+    def __rsub__(self, other: float) -> Objective:
+        return Objective.sum([other, self], [1.0, -1.0])
 
     def __mul__(self, k: float) -> Objective:
-        if not isinstance(k, (int, float)):
+        if isinstance(k, bool) or not isinstance(k, (int, float)):
             return NotImplemented
-        return self._derive(lambda a: k * self(a), f"{k} * ({self.name})")
+        return Objective.sum([self], [float(k)])
 
     __rmul__ = __mul__
 
@@ -109,13 +138,8 @@ def _per_channel(channels: int | Sequence[int], acts: torch.Tensor) -> torch.Ten
 
 
 def _check_channels(layer: str, channels: int | Sequence[int], acts: torch.Tensor) -> None:
-    values = [channels] if isinstance(channels, int) else list(channels)
-    bad = [c for c in values if not 0 <= c < acts.shape[1]]
-    if bad:
-        raise DreamkitError(
-            f"channel {bad[0]} is out of range: {layer} has {acts.shape[1]} channels "
-            f"(0-{acts.shape[1] - 1})"
-        )
+    for value in [channels] if isinstance(channels, int) else channels:
+        check_channel(layer, acts.shape[1], value)
 
 
 def _list_length(values: object) -> int | None:
@@ -245,7 +269,7 @@ def guide(layer: str, image: torch.Tensor) -> Objective:
     positions), so the dream and the guide may have any sizes. The guide's activations are
     computed once, without gradients, by `prepare(net)` (render and dream call it).
     """
-    from dreamkit.capture import capture
+    from dreamkit.capture import capture_resolved
 
     guide_image = image[None] if image.dim() == 3 else image
     features: dict[str, torch.Tensor] = {}
@@ -253,7 +277,7 @@ def guide(layer: str, image: torch.Tensor) -> Objective:
     def setup(net: nn.Module) -> None:
         device = next(net.parameters()).device
         with torch.no_grad():
-            acts = capture(net, guide_image.to(device, torch.float32), [layer])[layer]
+            acts = capture_resolved(net, guide_image.to(device, torch.float32), [layer])[layer]
         features["guide"] = acts[0].float().flatten(1)  # (C, N)
 
     def fn(a: Activations) -> torch.Tensor:
@@ -264,6 +288,19 @@ def guide(layer: str, image: torch.Tensor) -> Objective:
         return scores.amax(2).mean(1)
 
     return Objective(fn, [layer], f"{layer} guided", setup=[setup])
+
+
+def per_image(objectives: Sequence[Objective]) -> Objective:
+    """Image i of the batch maximizes `objectives[i]` (each evaluated on its own image)."""
+    objectives = [as_objective(o) for o in objectives]
+
+    def fn(a: Activations) -> torch.Tensor:
+        return torch.cat([o({k: v[i:i + 1] for k, v in a.items()}).float().reshape(1)
+                          for i, o in enumerate(objectives)])
+
+    return Objective(fn, [n for o in objectives for n in o.needs],
+                     f"per image: {', '.join(o.name for o in objectives)}",
+                     batch=len(objectives), setup=[s for o in objectives for s in o.setup])
 
 
 def as_objective(spec: Objective | str) -> Objective:

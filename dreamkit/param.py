@@ -25,8 +25,7 @@ import torch
 from torch import nn
 
 from dreamkit.errors import DreamkitError
-
-PARAMS = ("fft", "pixel", "maco")
+from dreamkit.settings import PARAMS
 
 # sqrt of the colour correlation of ImageNet RGB pixels (rows: R, G, B), as published by lucid
 COLOR_CORRELATION_SQRT = torch.tensor(

@@ -12,8 +12,8 @@ import contextlib
 import torch
 
 from dreamkit.errors import DreamkitError
+from dreamkit.settings import PRECISIONS
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 FP16_LOSS_SCALE = 2.0**14  # lifts activation gradients (~1e-7) well above fp16's 6e-5 floor
 
@@ -45,3 +45,8 @@ def autocast(
 def loss_scale(dtype: torch.dtype | None) -> float:
     """What to multiply a loss by before an fp16 backward pass (and divide its gradient by)."""
     return FP16_LOSS_SCALE if dtype == torch.float16 else 1.0
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """The name of what `resolve_precision` returned (what really ran, for records)."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]

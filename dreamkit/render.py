@@ -1,24 +1,22 @@
 """Feature visualization: optimize images from noise so that they maximize an objective.
 
-`render` optimizes a batch of B images with Adam, each image with its own objective term, own
-random initialisation and own random transforms (from generator `seed + i`), and the loss is
-the sum of the per-image terms. Adam works element-wise, so image i of a batch comes out the
-same as a single render with seed `seed + i` and its own objective, only faster. "The same" up
-to rounding: convolution kernels sum in a batch-size-dependent order, and over many steps ReLU
-and max-pool kinks amplify float32 rounding into visible differences. The image takes the
+`render` optimizes a batch of B images, each with its own objective term, own random
+initialisation and own random transforms (from generator `seed + i`), and the loss is the sum
+of the per-image terms. Adam works element-wise, so image i of a batch comes out the same as a
+single render with seed `seed + i` and its own objective, only faster. "The same" up to
+rounding: convolution kernels sum in a batch-size-dependent order, and over many steps ReLU and
+max-pool kinks amplify float32 rounding into visible differences. The image takes the
 network's float type, so a `net.double()` renders in float64, where a batch of 64 and 64 single
-renders agree to the last float32 digit (tested).
+renders agree to the last float32 digit (tested). Deep layers that start dead are kept alive
+by lucid's redirected ReLU (`dreamkit.models.relu`).
 
-Deep layers often start dead: at the grey initial image a channel's ReLU is off everywhere, its
-gradient is zero and the image would stay flat grey. Lucid's redirected ReLU fixes it: for an
-image whose gradient through a ReLU is zero everywhere, the ReLU passes on the gradient that
-would raise its input.
+The loop is open where users extend it: a parameterization instance (`param=`), an optimizer
+factory (`optimizer=`) and a callback `on_step(step, images, values)`.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -26,76 +24,36 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dreamkit.errors import DreamkitError
-from dreamkit.models.staged import StagedNet
+from dreamkit.models.base import Model
+from dreamkit.models.relu import redirected
 from dreamkit.objectives import Objective, as_objective
 from dreamkit.param import ImageParam, make_param
-from dreamkit.precision import resolve_precision
+from dreamkit.precision import precision_name, resolve_precision
+from dreamkit.settings import RenderSettings, check_batch
 from dreamkit.tiling import Gradient, image_gradient
 from dreamkit.transforms import Transform, apply_all, draw_all, standard
 
 RECORD_EVERY = 16  # steps between reads of the objective values from the device
+OnStep = Callable[[int, torch.Tensor, torch.Tensor], None]
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
 @dataclass
 class RenderResult:
     """`images` (B, 3, H, W) in [0, 1] on the CPU; `history` (recorded steps, B) objective
-    values, taken at `history_steps`; `settings` what is needed to render them again."""
+    values, taken at `history_steps`; `settings` what was asked; `ran` what really ran
+    (device, precision, gradient plan), for records."""
 
     images: torch.Tensor
     history: torch.Tensor
     history_steps: list[int]
-    settings: dict = field(default_factory=dict)
+    settings: RenderSettings
+    objective: str = ""
+    ran: dict = field(default_factory=dict)
 
 
-class _RedirectedReLUFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        y = x.clamp_min(0)
-        ctx.save_for_backward(y)  # the output, as PyTorch's ReLU saves it
-        return y
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        (y,) = ctx.saved_tensors
-        relu_grad = torch.ops.aten.threshold_backward(grad, y, 0)  # plain ReLU's kernel
-        dead = relu_grad.abs().amax(tuple(range(1, y.dim()))) == 0
-        if grad.device.type == "cpu" and not dead.any():  # reading `dead` costs no sync here
-            return relu_grad
-        # the loss is minimized, so grad < 0 asks for a larger output: let that through
-        redirected = grad.masked_fill((y == 0) & (grad > 0), 0)
-        return torch.where(dead.view(-1, *[1] * (y.dim() - 1)), redirected, relu_grad)
-
-
-class RedirectedReLU(nn.Module):
-    """ReLU forward; lucid's redirected gradient backward (per image)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _RedirectedReLUFunction.apply(x)
-
-
-@contextlib.contextmanager
-def redirected_relus(net: nn.Module, enabled: bool = True) -> Iterator[None]:
-    """Temporarily swap every `nn.ReLU` module of `net` for a `RedirectedReLU`."""
-    swapped = []
-    if enabled:
-        for parent in net.modules():
-            for name, child in parent.named_children():
-                if isinstance(child, nn.ReLU):
-                    swapped.append((parent, name, child))
-                    setattr(parent, name, RedirectedReLU())
-    try:
-        yield
-    finally:
-        for parent, name, child in swapped:
-            setattr(parent, name, child)
-
-
-def make_step(
-    gradient: Gradient,
-    image: ImageParam,
-    chain: Sequence[Transform],
-    optimizer: torch.optim.Optimizer,
-) -> Callable[[torch.Tensor], torch.Tensor]:
+def make_step(gradient: Gradient, image: ImageParam, chain: Sequence[Transform],
+              optimizer: torch.optim.Optimizer) -> Callable[[torch.Tensor], torch.Tensor]:
     """One optimization step as a function of the step's transform parameters (B, K) -> (B,)
     objective values (left on the device). `gradient` runs the network (see `dreamkit.tiling`)."""
 
@@ -110,74 +68,91 @@ def make_step(
     return step
 
 
-def _size(size: int | Sequence[int]) -> tuple[int, int]:
-    h, w = (size, size) if isinstance(size, int) else tuple(size)
-    if min(h, w) < 16:
-        raise DreamkitError(f"render size {h}x{w} is too small (at least 16 pixels a side)")
-    return int(h), int(w)
+def _settings(settings: RenderSettings | None, overrides: dict) -> RenderSettings:
+    settings = settings or RenderSettings()
+    if not isinstance(settings, RenderSettings):
+        raise DreamkitError(f"settings must be RenderSettings, not {type(settings).__name__}")
+    unknown = set(overrides) - set(RenderSettings.spec())
+    if unknown:
+        raise DreamkitError(f"render() got unknown settings {', '.join(sorted(unknown))} "
+                            f"(known: {', '.join(RenderSettings.spec())})")
+    return settings.replace(**overrides)
 
 
 def render(
-    net: StagedNet,
+    net: Model,
     objective: Objective | str,
+    settings: RenderSettings | None = None,
     *,
-    param: str = "fft",
-    decorrelate: bool = True,
-    size: int | Sequence[int] = 224,
     batch: int | None = None,
-    steps: int = 512,
-    lr: float = 0.05,
-    transforms: Sequence[Transform] | None = None,
-    seed: int = 0,
+    param: str | ImageParam | None = None,
+    transforms: str | Sequence[Transform] | None = None,
+    optimizer: OptimizerFactory | None = None,
+    on_step: OnStep | None = None,
     device: torch.device | str | None = None,
-    precision: str = "auto",
-    redirected_relu: bool = True,
     progress: bool = False,
     record_every: int = RECORD_EVERY,
+    plan: str | None = None,
+    **overrides,
 ) -> RenderResult:
     """Render images that maximize `objective` from noise.
 
-    `batch` defaults to the objective's own batch (the length of its per-image lists) or 1.
-    `transforms=None` is `transforms.standard()`, `[]` none. `device` defaults to the
-    network's (the network is moved there otherwise).
+    Settings come from `settings` (`RenderSettings`) with keyword overrides (`size=128,
+    steps=64`). `param` and `transforms` also take objects: an `ImageParam` instance (its
+    batch and size are used) and a list of `Transform`s. `batch` defaults to the objective's
+    own batch (its per-image lists) or 1. `optimizer(params)` makes the optimizer (default:
+    Adam at `lr`); `on_step(step, images, values)` is called after every step with the
+    current images (B, 3, H, W) and objective values (B,). `plan` forces the gradient plan
+    (`full`, `chunk:N`; see `dreamkit.tiling`). `device` defaults to the network's.
     """
+    custom_param = param if isinstance(param, ImageParam) else None
+    custom_chain = None if transforms is None or isinstance(transforms, str) else list(transforms)
+    for name, value in (("param", param), ("transforms", transforms)):
+        if isinstance(value, str):
+            overrides[name] = value
+    settings = _settings(settings, overrides)
     objective = as_objective(objective)
-    batch = batch if batch is not None else objective.batch or 1
-    if objective.batch is not None and batch != objective.batch:
-        raise DreamkitError(f"the objective is defined for {objective.batch} images, not {batch}")
-    if steps < 1 or batch < 1 or lr <= 0:
-        raise DreamkitError("steps and batch must be at least 1 and lr positive")
-    h, w = _size(size)
     device = torch.device(device) if device is not None else next(net.parameters()).device
     net = net.to(device)
-    dtype = resolve_precision(precision, device)
-    chain = standard() if transforms is None else list(transforms)
-    generators = [torch.Generator().manual_seed(seed + i) for i in range(batch)]
     real = next(net.parameters()).dtype  # float32; float64 for a `net.double()`
-    image = make_param(param, (h, w), generators, decorrelate).to(device, real)
-    table = torch.stack([draw_all(chain, g, steps) for g in generators]).to(device, real)
-    optimizer = torch.optim.Adam(image.parameters(), lr=lr)
+    if custom_param is not None:
+        image = custom_param.to(device, real)
+        with torch.no_grad():
+            shape = tuple(image().shape)
+        batch, size = shape[0], shape[-2:]
+    else:
+        batch = batch if batch is not None else objective.batch or 1
+        size = (settings.size, settings.size)
+    check_batch(tuple(size), batch)  # type: ignore[arg-type]
+    if objective.batch is not None and batch != objective.batch:
+        raise DreamkitError(f"the objective is defined for {objective.batch} images, not {batch}")
+    dtype = resolve_precision(settings.precision, device)
+    chain = custom_chain if custom_chain is not None else \
+        standard() if settings.transforms == "standard" else []
+    generators = [torch.Generator().manual_seed(settings.seed + i) for i in range(batch)]
+    if custom_param is None:
+        image = make_param(settings.param, size, generators, settings.decorrelate).to(device, real)
+    table = torch.stack([draw_all(chain, g, settings.steps) for g in generators]).to(device, real)
+    made = optimizer(image.parameters()) if optimizer else \
+        torch.optim.Adam(image.parameters(), lr=settings.lr)
     objective.prepare(net)
-    gradient = image_gradient(net, objective, dtype, (batch, 3, h, w))  # chunked if too big
-    step = make_step(gradient, image, chain, optimizer)
+    gradient, plan = image_gradient(net, objective, dtype, (batch, 3, *size), plan=plan)
+    step = make_step(gradient, image, chain, made)
     rows, recorded = [], []
-    with redirected_relus(net, redirected_relu), tqdm(
-        total=steps, disable=not progress, unit="step", desc="rendering", leave=False
+    with redirected(settings.redirected_relu), tqdm(
+        total=settings.steps, disable=not progress, unit="step", desc="rendering", leave=False
     ) as bar:
-        for t in range(steps):
+        for t in range(settings.steps):
             values = step(table[:, t])
-            if t % record_every == 0 or t == steps - 1:
-                rows.append(values.cpu())
+            if on_step is not None:
+                with torch.no_grad():
+                    on_step(t, image().detach(), values)
+            if t % record_every == 0 or t == settings.steps - 1:
+                rows.append(values.float().cpu())
                 recorded.append(t)
                 bar.set_postfix(objective=f"{rows[-1].mean():.3g}")
             bar.update()
     with torch.no_grad():
         images = image().float().cpu()
-    settings = {
-        "model": getattr(net, "name", type(net).__name__), "objective": objective.name,
-        "param": param, "decorrelate": decorrelate, "size": [h, w], "batch": batch,
-        "steps": steps, "lr": lr, "seed": seed, "precision": precision,
-        "redirected_relu": redirected_relu,
-        "transforms": "standard" if transforms is None else [repr(t) for t in chain],
-    }
-    return RenderResult(images, torch.stack(rows), recorded, settings)
+    ran = {"device": str(device), "precision": precision_name(dtype), "plans": [plan]}
+    return RenderResult(images, torch.stack(rows), recorded, settings, objective.name, ran)

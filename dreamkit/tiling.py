@@ -14,13 +14,14 @@ Chunked, the same two passes run a few images at a time, and the gradient is exa
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 
 import torch
 
-from dreamkit.capture import capture
+from dreamkit.capture import capture_resolved as capture
 from dreamkit.errors import DreamkitError
-from dreamkit.models.staged import StagedNet
+from dreamkit.models.base import Model
 from dreamkit.objectives import Objective
 from dreamkit.precision import autocast, loss_scale
 
@@ -51,7 +52,7 @@ def _backward_scale(dtype: torch.dtype | None) -> float:
 
 
 def full_gradient(
-    net: StagedNet, objective: Objective, dtype: torch.dtype | None = None, *,
+    net: Model, objective: Objective, dtype: torch.dtype | None = None, *,
     per_pass: int | None = None,
 ) -> Gradient:
     """image (B, 3, H, W) -> (objective values (B,), d sum(values) / d image), nothing computed
@@ -78,7 +79,7 @@ def full_gradient(
 
 
 def chunked_gradient(
-    net: StagedNet, objective: Objective, dtype: torch.dtype | None = None, *, chunk: int
+    net: Model, objective: Objective, dtype: torch.dtype | None = None, *, chunk: int
 ) -> Gradient:
     """Like `full_gradient`, `chunk` images at a time (the objective sees the whole batch)."""
 
@@ -118,7 +119,7 @@ def _spans(length: int, tile: int, halo: int) -> list[tuple[int, int, int, int]]
     ]
 
 
-def _strides(net: StagedNet, objective: Objective, device: torch.device) -> dict[str, int]:
+def _strides(net: Model, objective: Objective, device: torch.device) -> dict[str, int]:
     """Each needed layer's stride in pixels, from a probe whose side is a multiple of all."""
     probe = torch.zeros(1, 3, 4 * ALIGN, 4 * ALIGN, device=device,
                         dtype=next(net.parameters()).dtype)
@@ -138,7 +139,7 @@ def _core(region: tuple[int, int, int, int], side: int, stride: int, length: int
 
 
 def tiled_gradient(
-    net: StagedNet,
+    net: Model,
     objective: Objective,
     dtype: torch.dtype | None = None,
     *,
@@ -208,40 +209,89 @@ def tiled_gradient(
     return gradient
 
 
+def _proc_kib(path: str, key: str) -> int | None:
+    try:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _limits() -> list[int]:
+    """Bytes this process may still allocate under its address-space and cgroup limits."""
+    room = []
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        used = _proc_kib("/proc/self/status", "VmSize:")
+        if soft != resource.RLIM_INFINITY and used is not None:
+            room.append(max(0, soft - used))
+    except (ImportError, OSError, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            top = fh.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as fh:
+            current = int(fh.read().strip())
+        if top != "max":
+            room.append(max(0, int(top) - current))
+    except (OSError, ValueError):
+        pass
+    return room
+
+
 def free_memory(device: torch.device) -> int:
-    """Bytes free for tensors: the GPU's free memory, or the system's available RAM."""
+    """Bytes free for tensors: the GPU's free memory, or the available RAM within this
+    process's address-space and cgroup limits."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    available = _proc_kib("/proc/meminfo", "MemAvailable:")
+    if available is None:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return min([available, *_limits()])
 
 
-def image_gradient(
-    net: StagedNet,
-    objective: Objective,
-    dtype: torch.dtype | None,
-    shape: torch.Size | tuple[int, ...],
-    tile: int | None = None,
-) -> Gradient:
-    """The gradient for images of `shape` (B, 3, H, W): tiled by `tile` pixels when it is set,
-    untiled when it is 0. For None, when one pass would not fit in free memory: a few images at
-    a time when one image fits, else tiled."""
+def choose_plan(net: Model, shape: torch.Size | tuple[int, ...], tile: int | None = None) -> str:
+    """How to compute the gradient for images of `shape` (B, 3, H, W): `full`, `chunk:N` (N
+    images at a time) or `tile:N` (N-pixel tiles). `tile` N tiles, 0 never does; None decides
+    from the free memory: a few images at a time when one image fits, else tiles."""
     device = next(net.parameters()).device
-    per_pass = cpu_images_per_pass(device, shape)
     if tile is None:
         per_image = shape[-2] * shape[-1] * BYTES_PER_PIXEL
         budget = MEMORY_SHARE * free_memory(device)
         if shape[0] * per_image <= budget:
-            return full_gradient(net, objective, dtype, per_pass=per_pass)
+            return "full"
         if per_image <= budget:
-            return chunked_gradient(net, objective, dtype, chunk=int(budget // per_image))
+            return f"chunk:{max(1, int(budget // per_image))}"
         tile = TILE.get(device.type, TILE["cpu"])
-    if tile and max(shape[-2:]) > tile:
-        return tiled_gradient(net, objective, dtype, tile=tile)
-    return full_gradient(net, objective, dtype, per_pass=per_pass)
+    return f"tile:{tile}" if tile and max(shape[-2:]) > tile else "full"
+
+
+PLAN = re.compile(r"full|chunk:[1-9]\d{0,3}|tile:[1-9]\d{1,3}")
+
+
+def image_gradient(
+    net: Model,
+    objective: Objective,
+    dtype: torch.dtype | None,
+    shape: torch.Size | tuple[int, ...],
+    tile: int | None = None,
+    plan: str | None = None,
+) -> tuple[Gradient, str]:
+    """The gradient for images of `shape` (B, 3, H, W) and the plan it follows: `plan` when
+    given (as a record keeps it), else `choose_plan`."""
+    plan = plan or choose_plan(net, shape, tile)
+    if not PLAN.fullmatch(plan) or (plan.startswith("tile:") and int(plan[5:]) % ALIGN):
+        raise DreamkitError(f"unknown gradient plan {plan!r} (full, chunk:N or tile:N, N a "
+                            f"multiple of {ALIGN})")
+    kind, _, count = plan.partition(":")
+    if kind == "tile":
+        return tiled_gradient(net, objective, dtype, tile=int(count)), plan
+    if kind == "chunk":
+        return chunked_gradient(net, objective, dtype, chunk=int(count)), plan
+    per_pass = cpu_images_per_pass(next(net.parameters()).device, shape)
+    return full_gradient(net, objective, dtype, per_pass=per_pass), plan

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -19,8 +18,9 @@ from kornia.geometry.transform import scale
 
 from dreamkit.dream import DreamSettings, dream
 from dreamkit.errors import DreamkitError
-from dreamkit.image_io import atomic_path, ctrl_c_deferred, to_uint8
-from dreamkit.models.staged import StagedNet
+from dreamkit.files import atomic_path, ctrl_c_deferred
+from dreamkit.image_io import to_uint8
+from dreamkit.models.base import Model
 from dreamkit.objectives import Objective
 
 VIDEO_FORMATS = (".gif", ".mp4")
@@ -28,15 +28,15 @@ VIDEO_FORMATS = (".gif", ".mp4")
 
 def zoom_in(image: torch.Tensor, factor: float) -> torch.Tensor:
     """Magnify a (3, H, W) image by `factor` about its centre, keeping its size."""
-    if not factor >= 1.0:
-        raise DreamkitError(f"zoom must be at least 1, not {factor}")
+    if not 1.0 <= factor <= 2.0:
+        raise DreamkitError(f"zoom must be a number from 1 to 2, not {factor}")
     zoomed = scale(image[None], torch.tensor([factor], dtype=image.dtype, device=image.device),
                    padding_mode="border")
     return zoomed[0].clamp(0.0, 1.0)
 
 
 def zoom_frames(
-    net: StagedNet,
+    net: Model,
     image: torch.Tensor,
     objective: Objective | str,
     settings: DreamSettings,
@@ -49,7 +49,7 @@ def zoom_frames(
     zoom_in(image[:, :1, :1], zoom)  # refuse a bad zoom before the first dream
     frame = image
     for i in range(frames):
-        frame = dream(net, frame, objective, replace(settings, seed=settings.seed + i))
+        frame = dream(net, frame, objective, settings.replace(seed=settings.seed + i))
         yield frame
         frame = zoom_in(frame, zoom)
 
@@ -69,7 +69,7 @@ def write_video(frames: Sequence[torch.Tensor], path: str | Path, fps: float = 1
     """Write frames (3, H, W) in [0, 1] as an endlessly looping GIF or an MP4, atomically."""
     path = Path(path)
     check_video_path(path)
-    if not frames or fps <= 0:
+    if not frames or not 0 < fps <= 120:
         raise DreamkitError(f"{path}: need at least one frame and a positive fps")
     stack = np.stack([to_uint8(frame) for frame in frames])
     with ctrl_c_deferred(), atomic_path(path) as tmp:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dreamkit.capture import LOGITS, capture, deepest
+from dreamkit.capture import LOGITS, capture
+from dreamkit.errors import DreamkitError
 from dreamkit.models import load_model
 
 
@@ -21,7 +22,6 @@ def test_stops_after_the_deepest_layer(net, monkeypatch):
     monkeypatch.setattr(net.stages["inception4d"], "forward", boom)
     acts = capture(net, torch.rand(1, 3, 96, 96), ["inception3a", "inception4c"])
     assert set(acts) == {"inception3a", "inception4c"}
-    assert deepest(net, ["inception3a", "inception4c"]) == "inception4c"
 
 
 def test_matches_the_full_forward_and_survives_inplace_relu(net):
@@ -33,3 +33,16 @@ def test_matches_the_full_forward_and_survives_inplace_relu(net):
     reference = net.stages["conv1"](net.preprocess(x))
     assert torch.equal(acts["conv1"], reference)
     assert acts["high"].shape[1] == 832  # the high tier's default, inception4e
+
+
+@pytest.mark.parametrize(("images", "words"), [
+    ("not a tensor", "torch.Tensor"),
+    (torch.rand(4, 32, 32), "shape"),
+    (torch.randint(0, 255, (3, 32, 32), dtype=torch.uint8), "float"),
+    (torch.rand(3, 32, 32) * 255, "divide 0-255 values by 255"),
+    (torch.full((3, 32, 32), float("nan")), "finite"),
+])
+def test_bad_images_name_the_argument(net, images, words):
+    with pytest.raises(DreamkitError, match=words) as err:
+        capture(net, images, ["conv1"])
+    assert str(err.value).startswith("images ")

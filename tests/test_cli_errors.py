@@ -4,7 +4,7 @@ EXIF-rotated, animated) dream fine. Internal errors exit 1 with a short report."
 
 from __future__ import annotations
 
-import io
+import importlib
 import json
 import os
 import pickle
@@ -23,27 +23,22 @@ import dreamkit.commands.dream as dream_command
 from dreamkit.cli import dream_main, main
 from dreamkit.dream import DivergedError
 from dreamkit.image_io import load_image, read_png_text
-from tests.conftest import requires_weights
+from tests.helpers import (
+    assert_user_error,
+    call,
+    encoded,
+    fails_cleanly,
+    files_in,
+    gradient_picture,
+    requires_weights,
+    small_png,
+)
 
 FAST = ["--octaves", "1", "--steps", "1", "-q"]
 SQUEEZE = ["--model", "squeezenet1_1", *FAST]
 
 
 # --------------------------------------------------------------------------- input files
-
-
-def _photo(width: int = 48, height: int = 32) -> Image.Image:
-    """A smooth colourful test picture (no need for a real photo)."""
-    y, x = np.mgrid[0:height, 0:width]
-    rgb = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1),
-                    (x + y) * 255 // (width + height)], axis=-1)
-    return Image.fromarray(rgb.astype(np.uint8))
-
-
-def _encoded(img: Image.Image, fmt: str, **kwargs) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kwargs)
-    return buf.getvalue()
 
 
 def _png_claiming(width: int, height: int) -> bytes:
@@ -58,7 +53,7 @@ def _png_claiming(width: int, height: int) -> bytes:
 
 
 def _corrupt_png() -> bytes:
-    data = bytearray(_encoded(_photo(), "PNG"))
+    data = bytearray(encoded(gradient_picture(), "PNG"))
     start = data.index(b"IDAT") + 40
     data[start:start + 16] = b"\xff" * 16
     return bytes(data)
@@ -71,57 +66,24 @@ def _cut(data: bytes) -> bytes:
 BAD_IMAGES = {  # name -> (file name, bytes or None for no file, expected words in the message)
     "missing": ("missing.png", None, "no such file"),
     "empty": ("empty.jpg", b"", "empty"),
-    "truncated jpeg": ("cut.jpg", _cut(_encoded(_photo(), "JPEG", quality=90)), "truncated"),
-    "truncated png": ("cut.png", _cut(_encoded(_photo(), "PNG")), "truncated"),
+    "truncated jpeg": ("cut.jpg", _cut(encoded(gradient_picture(), "JPEG", quality=90)),
+                       "truncated"),
+    "truncated png": ("cut.png", _cut(encoded(gradient_picture(), "PNG")), "truncated"),
     "corrupt png": ("corrupt.png", _corrupt_png(), "corrupt"),
-    "corrupt jpeg": ("corrupt.jpg", _encoded(_photo(), "JPEG")[:200] + b"\x00" * 300, "corrupt"),
+    "corrupt jpeg": ("corrupt.jpg", encoded(gradient_picture(), "JPEG")[:200] + b"\x00" * 300,
+                     "corrupt"),
     "text named .jpg": ("notes.jpg", b"milk\neggs\nflour\nbutter\n", "text file"),
     "decompression bomb": ("bomb.png", _png_claiming(100_000, 100_000), "--max-pixels"),
 }
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch) -> Path:
-    """An empty current folder, so a default output path would land here and be noticed."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def _files(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
-
-
-def _small_png(folder: Path, name: str = "small.png", **kw) -> Path:
-    path = folder / name
-    _photo(**kw).save(path)
-    return path
-
-
 def _call(capsys, argv: list[str], entry=dream_main) -> tuple[int, str]:
-    """(exit status, stderr) of an in-process CLI run; argparse's errors exit via SystemExit."""
-    try:
-        rc = entry(argv)
-    except SystemExit as exc:
-        rc = exc.code
-    return rc, capsys.readouterr().err
-
-
-def _assert_user_error(rc: int, err: str, *words: str) -> None:
-    assert rc == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    for word in words:
-        assert word.lower() in lines[0].lower(), err
+    return call(capsys, argv, entry)
 
 
 def _assert_fails_cleanly(capsys, folder: Path, argv: list[str], *words: str,
                           entry=dream_main) -> str:
-    before = _files(folder)
-    rc, err = _call(capsys, argv, entry)
-    _assert_user_error(rc, err, *words)
-    assert _files(folder) == before, "a failed run left a file behind"
-    return err
+    return fails_cleanly(capsys, folder, argv, *words, entry=entry)
 
 
 # --------------------------------------------------------------------------- bad input images
@@ -143,7 +105,7 @@ def test_folder_as_input(workdir, capsys):
 
 def test_max_pixels_refuses_then_accepts(workdir, capsys, monkeypatch):
     """64 x 64 = 4096 pixels: refused under --max-pixels 4000, dreamed under 4096."""
-    _small_png(workdir, width=64, height=64)
+    small_png(workdir, width=64, height=64)
     _assert_fails_cleanly(capsys, workdir, ["small.png", "--max-pixels", "4000", *FAST],
                           "4,096 pixels", "--max-pixels")
     monkeypatch.setattr(dream_command, "open_model", _tiny_model)
@@ -170,23 +132,24 @@ def _write_odd(folder: Path, case: str) -> tuple[Path, tuple[int, int]]:
         img.save(folder / "deep.png")
         return folder / "deep.png", (32, 48)
     if case == "grayscale":
-        _photo().convert("L").save(folder / "gray.jpg")
+        gradient_picture().convert("L").save(folder / "gray.jpg")
         return folder / "gray.jpg", (32, 48)
     if case == "palette":
-        _photo().convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(folder / "pal.png")
+        picture = gradient_picture().convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+        picture.save(folder / "pal.png")
         return folder / "pal.png", (32, 48)
     if case == "rgba":
-        rgba = _photo().convert("RGBA")
+        rgba = gradient_picture().convert("RGBA")
         rgba.putalpha(128)
         rgba.save(folder / "alpha.png")
         return folder / "alpha.png", (32, 48)
     if case == "cmyk jpeg":
-        _photo().convert("CMYK").save(folder / "cmyk.jpg")
+        gradient_picture().convert("CMYK").save(folder / "cmyk.jpg")
         return folder / "cmyk.jpg", (32, 48)
     if case == "exif rotated":
         exif = Image.Exif()
         exif[0x0112] = 6  # stored 48 wide x 32 high, shown rotated: 32 wide x 48 high
-        _photo().save(folder / "turned.jpg", exif=exif)
+        gradient_picture().save(folder / "turned.jpg", exif=exif)
         return folder / "turned.jpg", (48, 32)
     raise AssertionError(case)
 
@@ -202,7 +165,7 @@ def test_odd_but_valid_image_dreams(case, workdir, capsys):
     assert rc == 0, err
     result = load_image(workdir / "out.png")
     assert result.shape == (3, height, width)
-    assert not [name for name in _files(workdir) if ".tmp" in name]
+    assert not [name for name in files_in(workdir) if ".tmp" in name]
 
 
 @requires_weights
@@ -226,11 +189,13 @@ BAD_ARGS = {  # name -> (extra arguments, expected words)
     "negative channel": (["--channel", "-1"], ["channel -1", "512 channels"]),
     "channel of squeezenet": (["--model", "squeezenet1_1", "--layer", "fire2", "--channel", "200"],
                               ["fire2 has 128 channels"]),
-    "zero steps": (["--steps", "0"], ["--steps", "positive"]),
-    "negative octaves": (["--octaves", "-2"], ["--octaves", "positive"]),
+    "zero steps": (["--steps", "0"], ["--steps", "from 1 to 1000"]),
+    "negative octaves": (["--octaves", "-2"], ["--octaves", "from 1 to 16"]),
     "octaves not a number": (["--octaves", "four"], ["--octaves", "four"]),
-    "octave scale 1": (["--octave-scale", "1"], ["octave scale", "greater than 1"]),
-    "octave scale 0.5": (["--octave-scale", "0.5"], ["octave scale", "greater than 1"]),
+    "octave scale 1": (["--octave-scale", "1"], ["--octave-scale", "above 1"]),
+    "octave scale 0.5": (["--octave-scale", "0.5"], ["--octave-scale", "above 1"]),
+    "huge lr": (["--lr", "1e308"], ["--lr", "up to 255"]),
+    "huge size": (["--size", "5000"], ["--size", "from 16 to 4096"]),
     "zero lr": (["--lr", "0"], ["lr", "positive"]),
     "negative lr": (["--lr", "-1.5"], ["lr", "positive"]),
     "nan lr": (["--lr", "nan"], ["lr", "positive"]),
@@ -243,7 +208,7 @@ BAD_ARGS = {  # name -> (extra arguments, expected words)
     "bad output extension": (["-o", "dream.txt"], ["dream.txt", ".txt"]),
     "output is a folder": (["-o", "sub"], ["sub", "folder"]),
     "output under a file": (["-o", "small.png/dream.png"], ["not a folder"]),
-    "output is the input": (["-o", "small.png"], ["input image", "--force"]),
+    "output is the input": (["-o", "small.png"], ["inputs", "--force"]),
     "output is the input by another name": (["-o", "sub/../small.png"], ["--force"]),
     "zero max pixels": (["--max-pixels", "0"], ["max_pixels"]),
 }
@@ -252,7 +217,7 @@ BAD_ARGS = {  # name -> (extra arguments, expected words)
 @pytest.mark.parametrize("case", list(BAD_ARGS))
 def test_bad_argument(case, workdir, capsys):
     extra, words = BAD_ARGS[case]
-    _small_png(workdir)
+    small_png(workdir)
     (workdir / "sub").mkdir()
     _assert_fails_cleanly(capsys, workdir, ["small.png", *FAST, *extra], *words)
 
@@ -273,7 +238,7 @@ def test_bad_arguments_fail_before_loading_the_model(workdir, capsys, monkeypatc
 
 
 def test_unwritable_output_folder(workdir, capsys):
-    _small_png(workdir)
+    small_png(workdir)
     locked = workdir / "locked"
     locked.mkdir(mode=0o500)
     probe = locked / "probe"
@@ -291,13 +256,13 @@ def test_unwritable_output_folder(workdir, capsys):
 
 def test_output_equal_to_input_with_force_overwrites_it(workdir, capsys, monkeypatch):
     monkeypatch.setattr(dream_command, "open_model", _tiny_model)
-    source = _small_png(workdir)
+    source = small_png(workdir)
     before = load_image(source)
     rc, err = _call(capsys, ["small.png", "-o", "small.png", "--force", *FAST])
     assert rc == 0, err
     after = load_image(source)
     assert after.shape == before.shape and not torch.equal(after, before)
-    assert _files(workdir) == {"small.png"}
+    assert files_in(workdir) == {"small.png"}
 
 
 @pytest.mark.parametrize("extra, words", [
@@ -307,7 +272,7 @@ def test_output_equal_to_input_with_force_overwrites_it(workdir, capsys, monkeyp
 @pytest.mark.parametrize("command", ["dream", "vis"])
 def test_bad_precision(command, extra, words, workdir, capsys, monkeypatch):
     """An unknown precision, or fp16 on the CPU, is explained (auto falls back by itself)."""
-    _small_png(workdir)
+    small_png(workdir)
     if command == "vis":
         argv = ["vis", "--layer", "conv1", "--channels", "1", "--size", "32", "--steps", "1",
                 "-o", "vis", "-q"]
@@ -338,7 +303,7 @@ def test_pickle_payload_weights_refused_without_running(name, words, workdir, ca
     """Acceptance 4 through the CLI: the payload would create `pwned`; it never runs."""
     marker = workdir / "pwned"
     (workdir / name).write_bytes(pickle.dumps({"conv1.weight": _Payload(marker)}))
-    _small_png(workdir)
+    small_png(workdir)
     _assert_fails_cleanly(capsys, workdir, ["small.png", "--weights", name, *FAST], *words)
     _assert_fails_cleanly(capsys, workdir, ["dream", "small.png", "--weights", name, *FAST],
                           *words, entry=main)
@@ -355,7 +320,7 @@ def _deep_json(folder: Path) -> dict[str, list[str]]:
     (folder / "deep.toml").write_text(f"rows = {deep}")
     info = PngImagePlugin.PngInfo()
     info.add_text("dreamkit", deep)
-    _photo().save(folder / "deep_tile.png", pnginfo=info)
+    gradient_picture().save(folder / "deep_tile.png", pnginfo=info)
     meta = {"format": "dreamkit-directions/1", "dreamkit": "0", "layer": "inception4c",
             "model": "bvlc_googlenet", "method": "pca", "stats": deep}
     save_file({"directions": torch.ones(1, 512)}, folder / "deep.safetensors", metadata=meta)
@@ -380,7 +345,7 @@ def test_deeply_nested_untrusted_files_are_user_errors(case, workdir, capsys):
 @pytest.mark.parametrize("extra", [["-o", "small.png/vis"], ["-o", "vis", "--seed", str(2**70)]],
                          ids=["output under a file", "huge seed"])
 def test_vis_bad_arguments(extra, workdir, capsys):
-    _small_png(workdir)
+    small_png(workdir)
     argv = ["vis", "--layer", "conv1", "--channels", "1", "--size", "32", "--steps", "1", "-q"]
     _assert_fails_cleanly(capsys, workdir, [*argv, *extra], extra[-1], entry=main)
 
@@ -396,15 +361,15 @@ def test_nan_weights_stop_the_dream_and_write_nothing(workdir, capsys):
     key = next(k for k in state if k.endswith("weight"))
     state[key] = torch.full_like(state[key], float("nan"))
     save_file(state, workdir / "nan.safetensors")
-    _small_png(workdir)
+    small_png(workdir)
     _assert_fails_cleanly(capsys, workdir, ["small.png", "--weights", "nan.safetensors",
                                             *SQUEEZE], "diverged", "octave 1")
-    before = _files(workdir)
+    before = files_in(workdir)
     rc, err = _call(capsys, ["small.png", "--weights", "nan.safetensors", "--auto-recover",
                              *SQUEEZE])
     assert rc == 2 and "Traceback" not in err
     assert err.count("retrying at lr") == dream_command.RECOVER_TRIES - 1
-    assert "retrying at lr 0.1875" in err and _files(workdir) == before
+    assert "retrying at lr 0.1875" in err and files_in(workdir) == before
 
 
 @pytest.mark.parametrize("poison", ["inf loss, finite gradient", "nan gradient"])
@@ -428,7 +393,8 @@ def test_non_finite_loss_or_gradient_raises_diverged(poison):
 
 def test_auto_recover_retries_at_a_lower_lr(workdir, capsys, monkeypatch):
     """A dream that diverges above lr 0.5 succeeds at lr 0.375 with --auto-recover."""
-    real = dream_command.dream
+    dream_module = importlib.import_module("dreamkit.dream")  # the package exports `dream()`
+    real = dream_module.dream
     tried = []
 
     def touchy(net, image, objective, settings, **kw):
@@ -437,9 +403,9 @@ def test_auto_recover_retries_at_a_lower_lr(workdir, capsys, monkeypatch):
             raise DivergedError("the dream diverged in octave 1 of 1")
         return real(net, image, objective, settings, **kw)
 
-    monkeypatch.setattr(dream_command, "dream", touchy)
+    monkeypatch.setattr(dream_module, "dream", touchy)
     monkeypatch.setattr(dream_command, "open_model", _tiny_model)
-    _small_png(workdir)
+    small_png(workdir)
     argv = ["small.png", "--lr", "1.5", "-o", "out.png", *SQUEEZE]
     _assert_fails_cleanly(capsys, workdir, argv, "diverged")
     rc, err = _call(capsys, [*argv, "--auto-recover"])
@@ -456,8 +422,10 @@ def test_internal_error_exits_1_with_a_short_report(workdir, capsys, monkeypatch
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(dream_command, "load_image", broken)
-    _small_png(workdir)
+    import dreamkit.image_io
+
+    monkeypatch.setattr(dreamkit.image_io, "load_image", broken)
+    small_png(workdir)
     rc, err = _call(capsys, ["small.png", *FAST])
     assert rc == 1 and "internal error: RuntimeError: boom" in err and "Traceback" not in err
     assert "--debug" in err and len(err.strip().splitlines()) <= 3
@@ -476,5 +444,5 @@ def test_real_process_exit_code_and_stderr(workdir):
     script = Path(sys.executable).parent / "dreamkit"
     done = subprocess.run([str(script), "dream", "cut.jpg", *FAST], capture_output=True,
                           text=True, timeout=120)
-    _assert_user_error(done.returncode, done.stderr, "cut.jpg", "truncated")
-    assert done.stdout == "" and _files(workdir) == {"cut.jpg"}
+    assert_user_error(done.returncode, done.stderr, "cut.jpg", "truncated")
+    assert done.stdout == "" and files_in(workdir) == {"cut.jpg"}

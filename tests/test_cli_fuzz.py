@@ -8,6 +8,7 @@ the properties run fast; everything else (validation, image loading, saving) is 
 from __future__ import annotations
 
 import argparse
+import importlib
 import string
 from dataclasses import replace
 from pathlib import Path
@@ -18,11 +19,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-import dreamkit.commands.common as common
 import dreamkit.commands.dream as dream_command
 from dreamkit.cli import Parser, build_parser, dream_main, main
 from dreamkit.image_io import load_image
-from dreamkit.models import load_model, registry
+from dreamkit.models import CATALOG, load_model, registry
 from dreamkit.models.weights import find_weights, read_state
 
 FUZZ = settings(max_examples=30, deadline=None, database=None,
@@ -56,7 +56,7 @@ def _argv(draw, parser: argparse.ArgumentParser, positional: st.SearchStrategy) 
             continue
         choices = [str(c) for c in action.choices or ()]
         value = draw(st.sampled_from(choices) | VALUE if choices else VALUE)
-        if action.dest == "model" and value not in MODELS_USED and value in registry.MODELS:
+        if action.dest == "model" and value not in MODELS_USED and value in CATALOG:
             value = "squeezenet1_1"
         argv.append(value)
     return argv
@@ -81,14 +81,15 @@ def workdir(tmp_path, monkeypatch):
             nets[name] = load_model(name, random_weights=True)
         return nets[name].to(device)
 
-    real_dream = dream_command.dream
+    dream_module = importlib.import_module("dreamkit.dream")  # the package exports `dream()`
+    real_dream = dream_module.dream
 
     def capped_dream(net, image, objective, dream_settings, **kwargs):
         capped = replace(dream_settings, steps=1)
         return real_dream(net, image, objective, capped, **kwargs)
 
-    monkeypatch.setattr(common, "load_model", fake_load_model)
-    monkeypatch.setattr(dream_command, "dream", capped_dream)
+    monkeypatch.setattr(registry, "load_model", fake_load_model)
+    monkeypatch.setattr(dream_module, "dream", capped_dream)
     return tmp_path
 
 

@@ -13,14 +13,20 @@ from dreamkit.directions import (
     cross_validated_accuracy,
     load_directions,
     principal_directions,
-    resolve_direction_arg,
-    split_direction_arg,
 )
 from dreamkit.errors import DreamkitError
 from dreamkit.image_io import load_image, save_image
-from tests.conftest import IMAGES, requires_weights
+from dreamkit.models import layer_table
+from dreamkit.targets import Target, split_direction_arg
+from tests.helpers import IMAGES, requires_weights
 
 CAT_CLASSES = slice(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+def resolve_direction_arg(spec: str, model: str, layer: str | None = None):
+    """(layer, vector) of a `FILE[:ROW]` direction target checked against `model`."""
+    target = Target.of_direction(spec, layer).resolve(layer_table(model), model)
+    return target.layer, target.vector(model)
 
 
 def _saved(tmp_path, vectors, layer="inception4c", model="bvlc_googlenet", name="d"):
@@ -48,7 +54,7 @@ def test_direction_for_another_model_or_layer_is_refused(tmp_path):
     with pytest.raises(DreamkitError, match="is for layer inception4c, not inception4d") as info:
         resolve_direction_arg(str(path), "bvlc_googlenet", "inception4d")
     assert "\n" not in str(info.value)
-    with pytest.raises(DreamkitError, match="index 2 is out of range"):
+    with pytest.raises(DreamkitError, match="row 2 is out of range"):
         resolve_direction_arg(f"{path}:2", "bvlc_googlenet")
     wrong_width = _saved(tmp_path, torch.randn(1, 100), name="narrow")
     with pytest.raises(DreamkitError, match="100 entries but inception4c has 512"):
@@ -76,6 +82,9 @@ def test_malformed_files_are_refused(tmp_path):
         load_directions(pickled)
     with pytest.raises(DreamkitError, match="no such file"):
         load_directions(tmp_path / "missing.safetensors")
+    zero = _saved(tmp_path, torch.zeros(2, 512), name="zero")
+    with pytest.raises(DreamkitError, match="row 0 is a zero vector"):
+        load_directions(zero)
 
 
 def test_pca_finds_a_planted_direction_with_its_heavy_tail_positive():

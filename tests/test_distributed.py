@@ -17,17 +17,12 @@ import pytest
 import torch
 from PIL import Image
 
+from dreamkit import files
 from dreamkit.cli import main
-from dreamkit.distributed import (
-    Ranks,
-    ranks_from_env,
-    remove_stale_temporaries,
-    run_jobs,
-    shard,
-)
+from dreamkit.distributed import Ranks, ranks_from_env, run_jobs, shard
 from dreamkit.errors import DreamkitError
 from dreamkit.image_io import load_image
-from tests.conftest import IMAGES, requires_weights
+from tests.helpers import IMAGES, requires_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,17 +50,16 @@ def test_ranks_come_from_torchrun_environment():
 
 def test_single_process_run_skips_finished_jobs_and_finishes_once(tmp_path):
     (tmp_path / "b.out").write_text("done")
-    (tmp_path / ".c.1234abcd.tmp.png").write_text("half a file")  # left by a killed run
+    (tmp_path / f".c.{files._HOST}-999999-1234abcd.tmp.png").write_text("half")  # a killed run's
     made, finished = [], []
     report = run_jobs(
         ["a", "b", "c"], is_finished=lambda job: (tmp_path / f"{job}.out").exists(),
         make=made.append, finish=lambda: finished.append(True), device=torch.device("cpu"),
-        ranks=Ranks(), scratch=tmp_path,
+        ranks=Ranks(), scratch=[tmp_path, tmp_path / "missing"],
     )
     assert made == ["a", "c"] and finished == [True]
     assert (report.total, report.pending, report.done_here) == (3, 2, 2)
     assert not list(tmp_path.glob(".*.tmp.*"))
-    assert remove_stale_temporaries(tmp_path / "missing") == 0
 
 
 # --------------------------------------------------------------------------- torchrun
@@ -181,3 +175,37 @@ def test_killed_torchrun_resumes_without_redoing_finished_tiles(tmp_path, single
     assert all(np.array_equal(tiles[name], single[name]) for name in single)
     assert not list((out / "tiles").glob(".*"))  # the killed run's temporaries are gone
     assert (out / "index.html").is_file()
+
+
+# --------------------------------------------------------------------------- a stale environment
+
+
+@pytest.mark.parametrize(("env", "words"), [
+    ({"WORLD_SIZE": "2"}, ["MASTER_ADDR", "unset WORLD_SIZE"]),
+    ({"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "99999"}, ["MASTER_PORT"]),
+    ({"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "http"}, ["MASTER_PORT"]),
+    ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1"}, ["within 2 s", "torchrun"]),
+    ({"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1"}, ["within 2 s", "torchrun"]),
+    ({"WORLD_SIZE": "2", "DREAMKIT_RENDEZVOUS_TIMEOUT": "soon"}, ["DREAMKIT_RENDEZVOUS_TIMEOUT"]),
+])
+def test_a_stale_world_size_is_one_line_not_a_hang(env, words, tmp_path):
+    """WORLD_SIZE left in a shell hung a plain gallery run for up to 24 h (or exit 1)."""
+    from tests.helpers import small_png
+
+    small_png(tmp_path, "p.png", width=64, height=64)
+    full = {k: v for k, v in os.environ.items()
+            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    full.update({"DREAMKIT_RENDEZVOUS_TIMEOUT": "2", "MASTER_PORT": str(_free_port()), **env})
+    if "DREAMKIT_RENDEZVOUS_TIMEOUT" in env and "MASTER_ADDR" not in env:
+        full["MASTER_ADDR"] = "127.0.0.1"
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "dreamkit", "gallery", "--image", "p.png",
+                           "--rows", "octaves=1", "-o", "out"], cwd=tmp_path, env=full,
+                          capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - start < 30
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    for word in words:
+        assert word in lines[0]
+    assert not (tmp_path / "out" / "tiles").exists() or not list((tmp_path / "out").rglob("*.png"))

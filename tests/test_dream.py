@@ -14,7 +14,7 @@ from dreamkit.capture import capture
 from dreamkit.dream import DreamSettings, dream, octave_sizes
 from dreamkit.errors import DreamkitError
 from dreamkit.image_io import load_image, read_png_text
-from tests.conftest import IMAGES, requires_weights
+from tests.helpers import IMAGES, requires_weights
 
 
 def _rms(net, image: torch.Tensor, layer: str) -> float:
@@ -37,7 +37,8 @@ def test_cli_dream_raises_the_layer_norm(tmp_path):
     net = load_model()
     assert _rms(net, result, "inception4c") >= 2 * _rms(net, source, "inception4c")
     record = json.loads(read_png_text(out)["dreamkit"])
-    assert record["layer"] == "inception4c" and record["settings"]["octaves"] == 4
+    assert record["target"] == [{"kind": "layer", "layer": "inception4c"}]
+    assert record["settings"]["octaves"] == 4
 
 
 def test_same_seed_same_image_and_seed_matters(googlenet, photo):
@@ -67,6 +68,33 @@ def test_octave_sizes_end_at_the_input_size():
     assert sizes[-1] == (300, 451) and len(sizes) == 4
     assert sizes[0] == (round(300 / 1.4**3), round(451 / 1.4**3))
     assert len(octave_sizes(40, 40, DreamSettings())) == 1  # too small to shrink
+    assert len(octave_sizes(300, 451, DreamSettings(), min_side=200)) == 2  # the layer's reach
+
+
+def test_a_photo_smaller_than_the_layer_can_see_is_refused(googlenet):
+    """A 12x12 photo ended in an internal error; now one message says the size it needs."""
+    with pytest.raises(DreamkitError, match=r"12x12 pixels; inception4c .* needs at least "
+                                            r"\d+x\d+ .*--size"):
+        dream(googlenet, torch.rand(3, 12, 12), "inception4c", DreamSettings(steps=1))
+    reach = googlenet.min_side("inception4c")
+    assert 12 < reach <= 96
+    out = dream(googlenet, torch.rand(3, reach, reach), "inception4c",
+                DreamSettings(octaves=2, steps=1))
+    assert out.shape == (3, reach, reach)
+    bigger = dream(googlenet, torch.rand(3, 12, 12), "inception4c", DreamSettings(steps=1),
+                   size=reach + 10)
+    assert bigger.shape == (3, reach + 10, reach + 10)
+
+
+@pytest.mark.parametrize(("image", "words"), [
+    (torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8), "float"),
+    (torch.rand(3, 64, 64) * 255, "0-255"),
+    (torch.rand(64, 64), "shape"),
+])
+def test_bad_images_are_named_errors_not_white_pictures(googlenet, image, words):
+    with pytest.raises(DreamkitError, match=words) as err:
+        dream(googlenet, image, "inception3a", DreamSettings(steps=1))
+    assert str(err.value).startswith("image ")
 
 
 @pytest.mark.parametrize(

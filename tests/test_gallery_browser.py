@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from dreamkit.cli import main
-from tests.conftest import IMAGES, requires_weights
+from tests.helpers import IMAGES, requires_weights
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [

@@ -15,18 +15,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile, ImageOps, PngImagePlugin
 
-from dreamkit import image_io
 from dreamkit.errors import DreamkitError
 from dreamkit.image_io import (
     DEFAULT_MAX_PIXELS,
     ImageError,
-    atomic_path,
     list_images,
     load_image,
     read_png_text,
     save_image,
     to_uint8,
 )
+from tests.helpers import IMAGES
 
 HYPOTHESIS = settings(
     max_examples=150,
@@ -62,7 +61,7 @@ def _png_header_only(width: int, height: int) -> bytes:
 
 
 def _photo(size: tuple[int, int] = (48, 32)) -> Image.Image:
-    with Image.open("/work/shared/images/chelsea.jpg") as im:
+    with Image.open(IMAGES / "chelsea.jpg") as im:
         return im.convert("RGB").resize(size)
 
 
@@ -556,44 +555,6 @@ def test_read_only_folder(tmp_path: Path) -> None:
             save_image(torch.rand(3, 4, 4), locked / "out.png")
     finally:
         locked.chmod(0o700)
-
-
-# --------------------------------------------------------------------------- atomic_path
-
-
-def test_atomic_path_success_and_suffix(tmp_path: Path) -> None:
-    target = tmp_path / "report.json"
-    with atomic_path(target) as tmp:
-        assert tmp.parent == tmp_path and tmp.suffix == ".json" and tmp != target
-        tmp.write_text('{"ok": true}')
-        assert not target.exists()
-    assert target.read_text() == '{"ok": true}'
-    assert _leftovers(tmp_path) == []
-
-
-@pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyboardInterrupt()])
-def test_atomic_path_failure_cleans_up(tmp_path: Path, exc: BaseException) -> None:
-    target = tmp_path / "page.html"
-    target.write_text("old")
-    with pytest.raises(type(exc)):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise exc
-    assert target.read_text() == "old"
-    assert list(tmp_path.iterdir()) == [target]
-
-
-def test_atomic_path_replace_failure(tmp_path: Path, monkeypatch) -> None:
-    target = tmp_path / "x.gif"
-
-    def bad_replace(src, dst):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(image_io.os, "replace", bad_replace)
-    with pytest.raises(ImageError, match="No space left"):
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(b"GIF89a")
-    assert list(tmp_path.iterdir()) == []
 
 
 # ------------------------------------------------------------------ read_png_text, list_images

@@ -25,7 +25,7 @@ from dreamkit.dream import DreamSettings, dream
 from dreamkit.image_io import ctrl_c_deferred, load_image, read_png_text
 from dreamkit.models import load_model
 from dreamkit.objectives import layer_norm
-from tests.conftest import requires_weights
+from tests.helpers import requires_weights
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
 dream_module = importlib.import_module("dreamkit.dream")  # `dreamkit.dream` is the function
@@ -177,7 +177,7 @@ def test_save_partial_keeps_the_last_finished_octave(tmp_path, monkeypatch, caps
     monkeypatch.undo()
     snapshots = {}
     settings = DreamSettings(octaves=3, octave_scale=1.4, steps=2, seed=5)
-    full = dream(tiny_net, load_image(tmp_path / "in.png"), layer_norm("fire7"), settings,
+    full = dream(tiny_net, load_image(tmp_path / "in.png"), layer_norm("fire5"), settings,
                  on_octave=lambda i, image: snapshots.setdefault(i, image))
     assert saved.shape == full.shape == (3, 72, 96)
     assert (saved - snapshots[1]).abs().max() <= 1 / 255  # octave 2 as it was, at full size

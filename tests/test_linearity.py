@@ -13,7 +13,7 @@ from dreamkit.cli import main
 from dreamkit.errors import DreamkitError
 from dreamkit.image_io import load_image, save_image
 from dreamkit.linearity import Row, plot_table, probe, random_like, run_from
-from tests.conftest import IMAGES, requires_weights
+from tests.helpers import IMAGES, requires_weights
 
 LAYERS = ("conv1", "inception3a", "inception5b", "fc")
 
@@ -52,7 +52,7 @@ def test_run_from_a_layer_gives_the_logits(googlenet, photo):
     image = photo("chelsea")[None, :, :96, :128]
     with torch.no_grad():
         acts = capture(googlenet, image, ["inception4a"])["inception4a"]
-        assert torch.allclose(run_from(googlenet, "inception4a", acts), googlenet(image),
+        assert torch.allclose(run_from(googlenet, "inception4a", acts, image), googlenet(image),
                               rtol=1e-4, atol=1e-4)
 
 
@@ -65,7 +65,7 @@ def test_cli_writes_table_and_plot(tmp_path):
         save_image(load_image(IMAGES / f"{name}.jpg")[:, ::3, ::3], folder / f"{name}.png")
     out = tmp_path / "out"
     assert main(["linearity", "--images", str(folder), "-o", str(out), "--crops", "1",
-                 "--size", "64", "-k", "0.5", "2", "--layers", ",".join(LAYERS),
+                 "--crop-size", "64", "-k", "0.5", "2", "--layers", ",".join(LAYERS),
                  "--superposition-layers", "inception3a", "--render-steps", "1",
                  "--render-size", "32"]) == 0
     table = json.loads((out / "linearity.json").read_text())

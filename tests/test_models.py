@@ -1,9 +1,9 @@
-"""The model registry: exact architectures, layer tables, weight lookup."""
+"""The built-in models: exact architectures, layer tables as data, weight lookup."""
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
+import sys
 
 import pytest
 import torch
@@ -12,8 +12,10 @@ import torch.nn.functional as F
 from dreamkit.capture import capture
 from dreamkit.errors import DreamkitError
 from dreamkit.imagenet import class_index, class_names
-from dreamkit.models import MODELS, get_spec, load_model
+from dreamkit.models import CATALOG, layer_table, load_model, registry
 from dreamkit.models.weights import read_state
+
+BUILT = [name for name, entry in CATALOG.items() if entry.table is not None]
 
 
 def _top1(net, image: torch.Tensor) -> str:
@@ -32,10 +34,12 @@ def test_squeezenet_classifies_the_photos(squeezenet, photo, name, label):
     assert _top1(squeezenet, photo(name)) == label
 
 
-@pytest.mark.parametrize("name", list(MODELS))
-def test_layer_table_matches_the_network(name):
-    """Every listed layer exists, with the channels and stride the table claims."""
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BUILT)
+def test_layer_table_data_matches_the_network(name):
+    """Every listed layer exists, with the channels and stride the catalog's data claims."""
     net = load_model(name, random_weights=True)
+    assert net.layers is CATALOG[name].table
     size = 224
     acts = capture(net, torch.rand(1, 3, size, size), [layer.name for layer in net.layers])
     for layer in net.layers:
@@ -47,30 +51,48 @@ def test_layer_table_matches_the_network(name):
     assert tiers == sorted(tiers, key=["low", "mid", "high"].index), "tiers follow depth"
 
 
+def test_reading_a_table_builds_no_network(monkeypatch):
+    monkeypatch.setattr(registry, "load_model", None)  # any build would crash
+    for name in BUILT:
+        assert layer_table(name) is CATALOG[name].table
+
+
+def test_one_default_layer_per_model_for_the_cli_and_the_api():
+    """squeezenet1_1's default was fire7 in the CLI and fire5 in the Python API."""
+    from dreamkit.cli import build_parser
+    from dreamkit.commands.dream import target_of
+
+    for name in BUILT:
+        table = CATALOG[name].table
+        args = build_parser().parse_args(["dream", "x.jpg", "--model", name])
+        assert target_of(args, table).layer == table.default == table.defaults["mid"]
+
+
 def test_layer_lookup_by_name_tier_and_caffe_spelling():
-    layers = get_spec("bvlc_googlenet").layers
+    layers = CATALOG["bvlc_googlenet"].table
     assert layers.resolve("inception4c").name == "inception4c"
     assert layers.resolve("inception_4c/output").name == "inception4c"
     assert layers.resolve("high").tier == "high"
     assert layers.resolve("low").tier == "low"
+    assert layers.resolve("logits").name == "fc"
     with pytest.raises(DreamkitError, match="did you mean inception4c"):
         layers.resolve("inceptoin4c")
 
 
 def test_unknown_model_suggests_names():
     with pytest.raises(DreamkitError, match="did you mean bvlc_googlenet"):
-        get_spec("bvlc_googlenett")
+        load_model("bvlc_googlenett")
 
 
 def test_missing_weights_say_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("DREAMKIT_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("DREAMKIT_CACHE", str(tmp_path / "cache"))
+    from dreamkit.models import caffe
 
-    def offline(dest):
+    def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    spec = dataclasses.replace(get_spec("bvlc_googlenet"), download=offline)
-    monkeypatch.setitem(MODELS, "bvlc_googlenet", spec)
+    monkeypatch.setattr(caffe, "fetch_caffe_weights", offline)
     with pytest.raises(DreamkitError) as err:
         load_model("bvlc_googlenet")
     message = str(err.value)
@@ -106,8 +128,29 @@ def test_pickle_payload_is_refused_without_running(tmp_path, monkeypatch):
     assert not (tmp_path / "PWNED").exists()
 
 
+def test_weights_hash_ignores_memory_layout():
+    net = load_model("squeezenet1_1", random_weights=True)
+    digest = net.weights_sha256()
+    again = load_model("squeezenet1_1", random_weights=True)
+    again.load_state_dict(net.state_dict())
+    again.to(memory_format=torch.contiguous_format)
+    assert again.weights_sha256() == digest
+    with torch.no_grad():
+        next(again.parameters()).add_(1)
+    again.__dict__.pop("_weights_sha256")
+    assert again.weights_sha256() != digest
+
+
 def test_class_names():
     assert class_index("golden retriever") == 207
     assert class_index("Egyptian cat") == 285
     with pytest.raises(DreamkitError, match="did you mean"):
         class_index("golden retreiver")
+
+
+def test_importing_dreamkit_and_its_cli_loads_no_torch():
+    import subprocess
+
+    code = "import dreamkit, dreamkit.cli, sys; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

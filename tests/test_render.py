@@ -11,9 +11,10 @@ import torch
 from dreamkit.cli import main
 from dreamkit.errors import DreamkitError
 from dreamkit.image_io import load_image, read_png_text
+from dreamkit.models.relu import redirected, switchable_relu
 from dreamkit.objectives import channel
 from dreamkit.param import PARAMS, color_matrix, make_param, spectrum_scale
-from dreamkit.render import RedirectedReLU, render
+from dreamkit.render import render
 from dreamkit.transforms import (
     Blur,
     Jitter,
@@ -76,13 +77,18 @@ def test_transform_parameters_come_from_each_images_generator():
 
 def test_redirected_relu_passes_upward_gradient_only_for_dead_images():
     x = torch.tensor([[-1.0, -2.0], [-1.0, 3.0]], requires_grad=True)
-    RedirectedReLU()(x).mul(torch.tensor([[-1.0, 1.0], [-1.0, -1.0]])).sum().backward()
+    with redirected():
+        switchable_relu(x).mul(torch.tensor([[-1.0, 1.0], [-1.0, -1.0]])).sum().backward()
     # image 0 is dead: gradients asking for a larger output (loss grad < 0) pass
     # image 1 has a live unit: plain ReLU gradient
     assert x.grad.tolist() == [[-1.0, 0.0], [0.0, -1.0]]
     alive = torch.tensor([[1.0, -2.0], [-1.0, 3.0]], requires_grad=True)
-    RedirectedReLU()(alive).mul(torch.tensor([[-1.0, -1.0], [-1.0, 2.0]])).sum().backward()
+    with redirected():
+        switchable_relu(alive).mul(torch.tensor([[-1.0, -1.0], [-1.0, 2.0]])).sum().backward()
     assert alive.grad.tolist() == [[-1.0, 0.0], [0.0, 2.0]]  # plain ReLU gradient for all
+    plain = torch.tensor([[-1.0, -2.0]], requires_grad=True)
+    switchable_relu(plain).mul(-1).sum().backward()  # outside `redirected`: a plain ReLU
+    assert plain.grad.tolist() == [[0.0, 0.0]]
 
 
 def test_batched_render_of_64_channels_equals_64_single_renders(googlenet):
@@ -97,7 +103,7 @@ def test_batched_render_of_64_channels_equals_64_single_renders(googlenet):
     batched = render(net64, channel("inception4c", channels), seed=10, **options)
     assert batched.images.shape == (64, 3, 32, 32) and batched.images.std(dim=(1, 2, 3)).min() > 0
     assert batched.history.shape == (2, 64) and batched.history_steps == [0, 7]
-    json.dumps(batched.settings)
+    assert batched.settings.size == 32 and batched.ran["plans"] == ["full"]
     for i, c in enumerate(channels):
         single = render(net64, channel("inception4c", c), seed=10 + i, **options)
         torch.testing.assert_close(batched.images[i], single.images[0], atol=1e-6, rtol=0)
@@ -122,7 +128,8 @@ def test_vis_command_writes_pngs_with_metadata_and_a_grid(googlenet, tmp_path):
                  "--steps", "2", "--batch", "1", "--seed", "5", "-q", "-o", str(out)])
     assert code == 0
     record = json.loads(read_png_text(out / "inception3a_c7.png")["dreamkit"])
-    assert record["objective"] == {"kind": "channel", "layer": "inception3a", "channel": 7}
-    assert record["render"]["seed"] == 6 and record["render"]["steps"] == 2
+    assert record["target"] == [{"kind": "channel", "layer": "inception3a", "channel": 7}]
+    assert record["settings"]["seed"] == 6 and record["settings"]["steps"] == 2
+    assert record["ran"]["precision"] == "fp32" and record["ran"]["threads"] >= 1
     assert load_image(out / "grid.png").shape[-1] > 64
     assert main(["vis", "--layer", "inception3a", "--channels", "300", "-o", str(out)]) == 2

@@ -10,7 +10,7 @@ import sys
 import torch
 
 from dreamkit.dream import DreamSettings, dream, octave_sizes
-from tests.conftest import ROOT, requires_weights
+from tests.helpers import ROOT, requires_weights
 
 dream_module = importlib.import_module("dreamkit.dream")  # `dreamkit.dream` is the function
 
@@ -32,15 +32,16 @@ def test_one_gradient_per_octave_shape_with_the_options(googlenet, photo, monkey
     made = []
     real = dream_module.image_gradient
 
-    def spy(net, objective, dtype, shape, tile=None):
+    def spy(net, objective, dtype, shape, tile=None, plan=None):
         made.append((tuple(shape), dtype, tile))
-        return real(net, objective, dtype, shape, tile)
+        return real(net, objective, dtype, shape, tile, plan)
 
     monkeypatch.setattr(dream_module, "image_gradient", spy)
     image = photo("rocket")[:, :80, :100]
     settings = DreamSettings(octaves=2, steps=2)
     dream(googlenet, image, "inception3a", settings, precision="bf16", tile=0)
     sizes = octave_sizes(80, 100, settings)
+    assert len(sizes) == 2
     assert made == [((1, 3, *size), torch.bfloat16, 0) for size in sizes]
 
 

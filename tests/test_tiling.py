@@ -60,12 +60,31 @@ def test_automatic_tiling_follows_free_memory(googlenet, monkeypatch):
     objective = as_objective("inception4c").prepare(googlenet)
     shape = (1, 3, 1024, 1024)
     monkeypatch.setattr(tiling, "free_memory", lambda device: 64 * 2**30)
-    assert image_gradient(googlenet, objective, None, shape).__qualname__.startswith("full_")
+    assert image_gradient(googlenet, objective, None, shape)[1] == "full"
     monkeypatch.setattr(tiling, "free_memory", lambda device: 2**30)
-    assert image_gradient(googlenet, objective, None, shape).__qualname__.startswith("tiled_")
-    assert image_gradient(googlenet, objective, None, shape, 0).__qualname__.startswith("full_")
+    assert image_gradient(googlenet, objective, None, shape)[1] == "tile:512"
+    assert image_gradient(googlenet, objective, None, shape, 0)[1] == "full"
+    batch = (16, 3, 256, 256)  # one image fits, sixteen do not: a few at a time
+    assert image_gradient(googlenet, objective, None, batch)[1] == "chunk:8"
     small = (1, 3, 300, 300)  # one tile would cover it: no point tiling
-    assert image_gradient(googlenet, objective, None, small, 512).__qualname__.startswith("full_")
+    assert image_gradient(googlenet, objective, None, small, 512)[1] == "full"
+    forced = image_gradient(googlenet, objective, None, shape, plan="tile:256")  # a record's
+    assert forced[1] == "tile:256"
+    with pytest.raises(DreamkitError, match="unknown gradient plan"):
+        image_gradient(googlenet, objective, None, shape, plan="tile:100")
+
+
+def test_free_memory_respects_the_address_space_limit():
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cpu = torch.device("cpu")
+    used = tiling._proc_kib("/proc/self/status", "VmSize:")
+    resource.setrlimit(resource.RLIMIT_AS, (used + 2**30, hard))
+    try:
+        assert tiling.free_memory(cpu) <= 2**30
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def test_bad_tiles_and_logits_are_user_errors(googlenet):

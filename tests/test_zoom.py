@@ -13,7 +13,7 @@ from dreamkit.cli import main
 from dreamkit.errors import DreamkitError
 from dreamkit.image_io import save_image
 from dreamkit.zoom import write_video, zoom_in
-from tests.conftest import requires_weights
+from tests.helpers import requires_weights
 
 
 def test_zoom_magnifies_about_the_centre():
@@ -24,7 +24,7 @@ def test_zoom_magnifies_about_the_centre():
     assert torch.allclose(zoom_in(image, 1.0), image, atol=1e-5)
     side = int((zoomed[0, 20] > 0.5).sum())
     assert 16 <= side <= 20 and zoomed[:, 20, 20].min() > 0.99  # twice as wide, same centre
-    with pytest.raises(DreamkitError, match="at least 1"):
+    with pytest.raises(DreamkitError, match="from 1 to 2"):
         zoom_in(image, 0.5)
 
 

@@ -1,4 +1,12 @@
-"""One module per `dreamkit` subcommand, in the order `dreamkit --help` lists them."""
+"""One module per `dreamkit` subcommand, in the order `dreamkit --help` lists them.
+
+A command module has a docstring (its first line is the command's summary, the rest its
+`--help` description), `add_arguments(parser)` and `run(args) -> int`; its name is the module's
+(`fetch_weights` -> `fetch-weights`). Command modules import nothing heavy at the top, so
+`--help` and argument errors answer without loading torch.
+"""
+
+from types import ModuleType
 
 from dreamkit.commands import (
     direction,
@@ -13,3 +21,13 @@ from dreamkit.commands import (
 )
 
 COMMANDS = [dream, layers, vis, direction, linearity, fetch_weights, gallery, reproduce, zoom]
+
+
+def name_of(command: ModuleType) -> str:
+    return command.__name__.rsplit(".", 1)[-1].replace("_", "-")
+
+
+def summary_of(command: ModuleType) -> str:
+    """The first line of the docstring, as `--help` lists it (lower case, no full stop)."""
+    line = (command.__doc__ or "").strip().splitlines()[0].rstrip(".")
+    return line[:1].lower() + line[1:]

@@ -1,52 +1,68 @@
-"""Arguments and helpers shared by several commands."""
+"""Arguments and helpers shared by the commands. Nothing here imports torch: `--help` and
+argument errors answer at once, and the settings' flags are generated from
+`dreamkit.settings` (the same bounds and messages as configs and records)."""
 
 from __future__ import annotations
 
 import argparse
-import math
-import os
+import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-
-import torch
+from typing import Any
 
 from dreamkit.errors import DreamkitError
-from dreamkit.image_io import DEFAULT_MAX_PIXELS, SAVE_EXTENSIONS
-from dreamkit.layers import LayerInfo
-from dreamkit.models import DEFAULT_MODEL, load_model
-from dreamkit.models.staged import StagedNet
+from dreamkit.files import FileError, check_not_input
+from dreamkit.models.catalog import DEFAULT_MODEL
+from dreamkit.settings import DEFAULT_MAX_PIXELS, SAVE_EXTENSIONS, Settings, check_threads
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
+def add_settings(group: argparse._ArgumentGroup, kind: type[Settings], *,
+                 skip: Iterable[str] = (), defaults: dict[str, Any] | None = None) -> None:
+    """One flag per field of `kind` (`--octave-scale`, `--no-decorrelate`), with its help,
+    bounds and default; values are checked when the settings are made (`settings_from`)."""
+    defaults = defaults or {}
+    for name, (default, bounds, help_text) in kind.spec().items():
+        if name in skip:
+            continue
+        default = defaults.get(name, default)
+        flag = f"--{name.replace('_', '-')}"
+        if bounds.kind is bool:
+            if default:
+                group.add_argument(f"--no-{name.replace('_', '-')}", dest=name,
+                                   action="store_false", help=f"{help_text} (default: on)")
+            else:
+                group.add_argument(flag, dest=name, action="store_true",
+                                   help=f"{help_text} (default: off)")
+            continue
+        limits = "" if bounds.choices else f"; {bounds.describe()}"
+        shown = "auto" if default is None else default
+        group.add_argument(flag, dest=name, type=bounds.kind, default=default,
+                           choices=bounds.choices or None, metavar=None if bounds.choices
+                           else ("PX" if name in ("size", "tile") else "N"),
+                           help=f"{help_text} (default: {shown}{limits})")
 
 
-def nonnegative_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {text}")
-    return value
-
-
-def tile_size(text: str) -> int:
-    value = int(text)
-    if value < 0 or value % 32:
-        raise argparse.ArgumentTypeError(f"must be 0 or a multiple of 32 pixels, not {text}")
-    return value
+def settings_from(args: argparse.Namespace, kind: type[Settings], **fixed: Any) -> Any:
+    """The settings of `kind` from the parsed flags (checked: one line per mistake)."""
+    values = {name: getattr(args, name) for name in kind.spec() if hasattr(args, name)}
+    return kind(**{**values, **fixed})
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default=DEFAULT_MODEL,
-                       help="network to use (default: %(default)s; `dreamkit layers` lists them)")
+    group.add_argument("--model", "-m", default=DEFAULT_MODEL, metavar="SPEC",
+                       help="network: a built-in name (`dreamkit layers --models`), "
+                            "torchvision:NAME, timm:NAME or package.module:factory (default: "
+                            "%(default)s)")
     group.add_argument("--weights", metavar="FILE",
-                       help="weights file (.safetensors); default: $DREAMKIT_WEIGHTS, the cache, "
-                            "then a download")
+                       help="weights file (.safetensors or a state dict); default: "
+                            "$DREAMKIT_WEIGHTS, the cache, then a download")
+    add_device_argument(group)
+
+
+def add_device_argument(group: argparse._ActionsContainer) -> None:
     group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                        help="where to run (default: auto = cuda when available)")
 
@@ -57,8 +73,23 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
                         help="refuse input images above N pixels (default: %(default)s)")
 
 
-def resolve_device(name: str) -> torch.device:
+def add_threads_argument(parser: argparse._ActionsContainer, default: int | None,
+                         why: str) -> None:
+    parser.add_argument("--threads", type=int, default=default, metavar="N",
+                        help=f"CPU threads, 1 to this machine's cores; {why}")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
+
+
+def resolve_device(name: str):
     """`auto` -> cuda when available, else cpu; `cuda` without a GPU is a user error."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -66,41 +97,48 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def open_model(args: argparse.Namespace) -> StagedNet:
+def open_model(args: argparse.Namespace):
+    from dreamkit.models.registry import load_model
+
     return load_model(args.model, args.weights, device=resolve_device(args.device))
 
 
+def table_and_model(args: argparse.Namespace):
+    """(layer table, model or None): a built-in model's table is data (the model loads later,
+    after every argument is checked); any other model is loaded now for its table."""
+    from dreamkit.models.catalog import catalog_entry
+
+    entry = catalog_entry(args.model)
+    if entry is not None and entry.table is not None:
+        return entry.table, None
+    net = open_model(args)
+    return net.layers, net
+
+
+def set_threads(threads: int | None) -> None:
+    """Fix torch's CPU thread count (checked against this machine's cores)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(check_threads(threads))
+
+
 def show_progress(args: argparse.Namespace) -> bool:
-    return not args.quiet and sys.stderr.isatty()
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
-def check_channel(layer: LayerInfo, channel: int | None) -> None:
-    """Refuse a channel the layer does not have, naming its channel count."""
-    if channel is not None and not 0 <= channel < layer.channels:
-        raise DreamkitError(
-            f"channel {channel} is out of range: {layer.name} has {layer.channels} channels "
-            f"(0 to {layer.channels - 1})"
-        )
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-    except (OSError, RuntimeError):  # unreadable or looping symlinks: not provably the same
-        return False
-
-
-def check_output(path: Path, *, inputs: Sequence[Path] = (), force: bool = False) -> Path:
-    """Refuse an output path before any heavy work: an extension `save_image` cannot write,
-    a folder, one of `inputs` (unless `force`), or a folder that cannot take a new file."""
+def check_output(path: Path, *, inputs: Sequence[object] = (), force: bool = False,
+                 extensions: Sequence[str] = SAVE_EXTENSIONS) -> Path:
+    """Refuse an output path before any heavy work: an extension that cannot be written, a
+    folder, one of `inputs` (unless `force`), or a folder that cannot take a new file."""
     try:
         if path.is_dir():
             raise DreamkitError(f"{path}: is a folder; give a file name")
-        if path.suffix.lower() not in SAVE_EXTENSIONS:
+        if path.suffix.lower() not in extensions:
             shown = f"'{path.suffix}'" if path.suffix else "no extension"
-            raise DreamkitError(f"{path}: cannot save with {shown}; use .png, .jpg or .webp")
-        if not force and any(_same_file(path, source) for source in inputs):
-            raise DreamkitError(f"{path}: output is the input image; pass --force to overwrite it")
+            raise DreamkitError(f"{path}: cannot save with {shown}; use "
+                                f"{', '.join(extensions)}")
+        check_not_input(path, inputs, force)
         folder = path.absolute().parent
         while not folder.exists() and folder != folder.parent:
             folder = folder.parent  # missing folders are made on save: probe their first parent
@@ -108,6 +146,27 @@ def check_output(path: Path, *, inputs: Sequence[Path] = (), force: bool = False
             raise DreamkitError(f"{path}: cannot write there, {folder} is not a folder")
         with tempfile.TemporaryFile(dir=folder):
             pass
+    except FileError:
+        raise
     except OSError as exc:
         raise DreamkitError(f"{path}: cannot write there ({exc.strerror or exc})") from None
     return path
+
+
+def free_name(path: Path, quiet: bool = False) -> Path:
+    """A default output name that replaces nothing: `path`, else `stem_2.png`, `stem_3.png`...
+    (says which when it had to pick another)."""
+    if not path.exists():
+        return path
+    for n in range(2, 10_000):
+        other = path.with_name(f"{path.stem}_{n}{path.suffix}")
+        if not other.exists():
+            if not quiet:
+                print(f"{path} exists; writing {other}", file=sys.stderr)
+            return other
+    raise DreamkitError(f"{path}: every default name up to _9999 is taken; pass -o")
+
+
+def slug(text: str) -> str:
+    """`torchvision:resnet18` -> `torchvision-resnet18` (for file names)."""
+    return re.sub(r"[^A-Za-z0-9._]+", "-", text).strip("-")[:60] or "x"

@@ -1,4 +1,6 @@
-"""Learn directions in a layer's activation space and save them for `dream --direction`.
+"""Learn directions of a layer's activation space (concept fit, PCA) for `--direction`.
+
+The files are read by `dream --direction`, `dreamkit vis --direction` and the microscope.
 
 fit: a concept direction from positive and negative images (folders or files), each augmented
      into random crops and flips; prints its k-fold held-out accuracy.
@@ -17,31 +19,35 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-from dreamkit.commands.common import add_model_arguments, open_model, positive_int
-from dreamkit.directions import (
-    activations,
-    augmented,
-    fit_direction,
-    pooled,
-    principal_directions,
+from dreamkit.commands.common import (
+    add_model_arguments,
+    check_output,
+    open_model,
+    positive_int,
+    table_and_model,
 )
-from dreamkit.errors import DreamkitError
-from dreamkit.image_io import DEFAULT_MAX_PIXELS, list_images, load_image
+from dreamkit.settings import MAX_CROP_SIDE, MAX_CROPS, MIN_SIDE, Bounds, check
 
-NAME = "direction"
-HELP = "learn directions of a layer (concept fit, PCA) for dream --direction"
+
+def add_crop_arguments(parser: argparse.ArgumentParser, crops: int, size: int) -> None:
+    parser.add_argument("--crops", type=int, default=crops, metavar="N",
+                        help=f"random crops (with flips) per image, 1 to {MAX_CROPS} (default: "
+                             "%(default)s)")
+    parser.add_argument("--crop-size", type=int, default=size, metavar="PX",
+                        help=f"side of each crop in pixels, {MIN_SIDE} to {MAX_CROP_SIDE} "
+                             "(default: %(default)s)")
+
+
+def check_crops(args: argparse.Namespace) -> None:
+    check("crops", args.crops, Bounds(int, low=1, high=MAX_CROPS))
+    check("crop_size", args.crop_size, Bounds(int, low=MIN_SIDE, high=MAX_CROP_SIDE))
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", "-l", required=True, help="layer name or tier low|mid|high")
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
                         help="direction file to write (.safetensors)")
-    parser.add_argument("--crops", type=positive_int, default=32, metavar="N",
-                        help="random crops (with flips) per image (default: %(default)s)")
-    parser.add_argument("--crop-size", type=positive_int, default=160, metavar="PX",
-                        help="side of each crop in pixels (default: %(default)s)")
+    add_crop_arguments(parser, 32, 160)
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     add_model_arguments(parser)
 
@@ -69,35 +75,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(pca)
 
 
-def _images(paths: list[str]) -> list[torch.Tensor]:
-    files: list[Path] = []
-    for path in map(Path, paths):
-        files.extend(list_images(path) if path.is_dir() else [path])
-    return [load_image(f, max_pixels=DEFAULT_MAX_PIXELS) for f in files]
+def load_all(paths: list[str]):
+    """Every image named by `paths` (folders expanded), checked and loaded."""
+    from dreamkit.image_io import image_files, load_image
+
+    return [load_image(f) for f in image_files(paths)]
 
 
 def run(args: argparse.Namespace) -> int:
-    net = open_model(args)
-    layer = net.layers.resolve(args.layer).name
-    if Path(args.output).suffix != ".safetensors":
-        raise DreamkitError(f"{args.output}: direction files end in .safetensors")
+    check_crops(args)
+    check("seed", args.seed, Bounds(int, low=0, high=2**63 - 1))
+    inputs = [*getattr(args, "positive", []), *getattr(args, "negative", []),
+              *getattr(args, "images", [])]
+    check_output(Path(args.output), inputs=inputs, extensions=(".safetensors",))
+    table, net = table_and_model(args)
+    layer = table.resolve(args.layer).name
+    sets = {"positive": args.positive, "negative": args.negative} if args.action == "fit" \
+        else {"images": args.images}
+    loaded = {name: load_all(paths) for name, paths in sets.items()}  # checked before the model
+    model = net or open_model(args)
+    from dreamkit.directions import (
+        activations,
+        augmented,
+        fit_direction,
+        pooled,
+        principal_directions,
+    )
 
-    def crops(paths: list[str], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        images, groups = augmented(_images(paths), args.crops, args.crop_size, seed)
-        return activations(net, images, layer), groups
+    def crops(images: list, seed: int):
+        batch, groups = augmented(images, args.crops, args.crop_size, seed)
+        return activations(model, batch, layer), groups
 
     if args.action == "fit":
-        pos, pos_groups = crops(args.positive, args.seed)
-        neg, neg_groups = crops(args.negative, args.seed + 1)
+        pos, pos_groups = crops(loaded["positive"], args.seed)
+        neg, neg_groups = crops(loaded["negative"], args.seed + 1)
         result = fit_direction(pooled(pos), pooled(neg), layer, args.model, args.method,
                                folds=args.folds, pos_groups=pos_groups, neg_groups=neg_groups,
                                seed=args.seed)
         unit = "images" if result.stats["folds_over_images"] else "crops"
-        folds = int(result.stats["folds"])
-        summary = (f"held-out accuracy {result.stats['accuracy']:.3f} ({folds}-fold over "
-                   f"{unit}; {len(pos)} positive vs {len(neg)} negative crops)")
+        summary = (f"held-out accuracy {result.stats['accuracy']:.3f} "
+                   f"({int(result.stats['folds'])}-fold over {unit}; {len(pos)} positive vs "
+                   f"{len(neg)} negative crops)")
     else:
-        acts, _ = crops(args.images, args.seed)
+        acts, _ = crops(loaded["images"], args.seed)
         result = principal_directions(acts, args.k, layer, args.model)
         ratios = ", ".join(f"{r:.3f}" for r in result.stats["explained_variance_ratio"])
         summary = f"explained variance ratio: {ratios}"

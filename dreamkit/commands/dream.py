@@ -1,5 +1,9 @@
 """Dream a photo: amplify what a layer of the network sees in it (octave DeepDream).
 
+The output has the photo's size (or --size), carries its record (settings, photo hash,
+weights hash, what ran) in the PNG, and `dreamkit reproduce OUT.png` makes it again. A default
+output name never replaces an existing file.
+
 examples:
   dream photo.jpg                          # inception4c, the classic look
   dream photo.jpg --layer inception3a      # lower layer: strokes and textures
@@ -7,53 +11,57 @@ examples:
   dream photo.jpg --layer inception4c --channel 97 -o out.png
   dream photo.jpg --direction cat.safetensors        # a learned direction (dreamkit direction)
   dream photo.jpg --direction cat.safetensors --negate   # suppress it instead
+  dream photo.jpg --model torchvision:resnet50 --layer layer3.5 --weights resnet50.pth
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
-from dreamkit import __version__
 from dreamkit.commands.common import (
     add_model_arguments,
     add_output_arguments,
-    check_channel,
+    add_settings,
     check_output,
-    nonnegative_float,
+    free_name,
     open_model,
-    positive_int,
     resolve_device,
+    settings_from,
     show_progress,
-    tile_size,
+    slug,
+    table_and_model,
 )
-from dreamkit.directions import resolve_direction_arg, split_direction_arg
-from dreamkit.dream import DivergedError, DreamSettings, dream
 from dreamkit.errors import DreamkitError
-from dreamkit.image_io import load_image, save_image
-from dreamkit.models import StagedNet, get_spec
-from dreamkit.objectives import Objective, channel, direction, guide, layer_norm
-from dreamkit.precision import PRECISIONS, resolve_precision
+from dreamkit.models.catalog import DEFAULT_MODEL
+from dreamkit.settings import DreamSettings
+from dreamkit.targets import Target
 
-NAME = "dream"
-HELP = "dream a photo (octave DeepDream)"
-DEFAULTS = DreamSettings()
 RECOVER_TRIES = 4  # --auto-recover: the lr, then half, a quarter and an eighth of it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="the photo to dream (jpg, png, webp, ...)")
     parser.add_argument("-o", "--output", metavar="OUT",
-                        help="output image (default: <stem>_<layer>.png in this folder)")
+                        help="output image (default: <photo>_<target>.png in this folder, "
+                             "never replacing a file)")
     parser.add_argument("--force", action="store_true",
-                        help="allow writing over the input image")
+                        help="allow writing over one of the inputs")
     parser.add_argument("--save-partial", action="store_true",
                         help="on Ctrl-C, save the dream as of the last finished octave")
+    add_target_arguments(parser)
+    how = parser.add_argument_group("dream settings (bounds in brackets)")
+    add_settings(how, DreamSettings)
+    how.add_argument("--auto-recover", action="store_true",
+                     help="if the dream diverges (NaN/inf), retry at half the lr, up to "
+                          f"{RECOVER_TRIES - 1} times")
+    add_model_arguments(parser)
+    add_output_arguments(parser)
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what to amplify")
     what.add_argument("--layer", "-l",
                       help="layer name or tier low|mid|high (default: the model's classic "
@@ -64,127 +72,98 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="guided dream: pull the layer's features toward this image's")
     what.add_argument("--direction", metavar="FILE[:N]",
                       help="amplify a learned direction (row N, default 0) from `dreamkit "
-                           "direction`; its layer is the file's")
+                           "direction` or `dreamkit dictionary`; its layer is the file's")
     what.add_argument("--negate", action="store_true",
                       help="minimize instead of maximize (with --direction: suppress it)")
-    how = parser.add_argument_group("dream settings")
-    how.add_argument("--octaves", type=positive_int, default=DEFAULTS.octaves,
-                     help="number of scales, smallest first (default: %(default)s)")
-    how.add_argument("--octave-scale", type=float, default=DEFAULTS.octave_scale,
-                     help="size ratio between octaves, > 1 (default: %(default)s)")
-    how.add_argument("--steps", type=positive_int, default=DEFAULTS.steps,
-                     help="gradient steps per octave (default: %(default)s)")
-    how.add_argument("--lr", type=float, default=DEFAULTS.lr,
-                     help="step size in 0-255 pixel units (default: %(default)s)")
-    how.add_argument("--jitter", type=int, default=DEFAULTS.jitter,
-                     help="max random shift per step, pixels (default: %(default)s)")
-    how.add_argument("--blur", type=nonnegative_float, default=DEFAULTS.blur,
-                     help="gradient smoothing sigma in pixels, 0 = off (default: %(default)s)")
-    how.add_argument("--seed", type=int, default=DEFAULTS.seed,
-                     help="random seed; the same seed gives the same image (default: "
-                          "%(default)s)")
-    how.add_argument("--auto-recover", action="store_true",
-                     help="if the dream diverges (NaN/inf), retry at half the lr, up to "
-                          f"{RECOVER_TRIES - 1} times")
-    speed = parser.add_argument_group("speed and memory")
-    speed.add_argument("--precision", choices=PRECISIONS, default="auto",
-                       help="network precision (default: auto = bf16 on GPUs that have it, "
-                            "else fp32)")
-    speed.add_argument("--tile", type=tile_size, metavar="PX",
-                       help="compute gradients on PX-pixel tiles (a multiple of 32; 0 = never); "
-                            "default: only for images too big for the free memory")
-    add_model_arguments(parser)
-    add_output_arguments(parser)
 
 
-def output_path(args: argparse.Namespace, layer: str) -> Path:
-    """`-o`, else `<stem>_<layer>[_c<N>].png` in the current folder; checked by `check_output`."""
-    suffix = f"_c{args.channel}" if args.channel is not None else ""
+def target_of(args: argparse.Namespace, table) -> Target:
+    """The one target the flags ask for, checked against the model's table."""
+    if args.direction and (args.guide or args.channel is not None):
+        raise DreamkitError("--direction cannot be combined with --channel or --guide")
+    if args.guide and args.channel is not None:
+        raise DreamkitError("--guide and --channel cannot be combined")
+    layer = args.layer or (None if args.direction else table.default)
     if args.direction:
-        suffix += f"_{Path(split_direction_arg(args.direction)[0]).stem}"
-    suffix += "_neg" if args.negate else ""
-    out = Path(args.output) if args.output else Path(f"{Path(args.image).stem}_{layer}{suffix}.png")
-    return check_output(out, inputs=[Path(args.image)], force=args.force)
+        target = Target.of_direction(args.direction, layer)
+    elif args.guide:
+        target = Target.of_guide(layer, args.guide)
+    elif args.channel is not None:
+        target = Target.of_channel(layer, args.channel)
+    else:
+        target = Target.layer_norm(layer)
+    target = target.resolve(table, args.model)
+    return target.negated() if args.negate else target
 
 
-def _metadata(args: argparse.Namespace, layer: str, settings: DreamSettings, **extra) -> dict:
-    record = {
-        "version": __version__, "command": "dream", "model": args.model, "layer": layer,
-        "channel": args.channel, "input": str(args.image), "settings": settings.to_dict(),
-        "precision": args.precision,
-        **({"guide": str(args.guide)} if args.guide else {}),
-        **({"direction": args.direction} if args.direction else {}),
-        **({"negate": True} if args.negate else {}), **extra,
-    }
-    return {"dreamkit": json.dumps(record)}
+def default_output(image: str, target: Target, model: str) -> Path:
+    """`<photo>_<target>[_<model>].png`: different whenever what was asked differs."""
+    tail = "" if model == DEFAULT_MODEL else f"_{slug(model)}"
+    return Path(f"{Path(image).stem}_{target.stem()}{tail}.png")
 
 
-def _dream(
-    args: argparse.Namespace, net: StagedNet, image: torch.Tensor, objective: Objective,
-    settings: DreamSettings, finished: dict,
-) -> tuple[torch.Tensor, DreamSettings]:
-    """`dream`, retried at half the lr on divergence with --auto-recover; -> (image, settings).
+def run(args: argparse.Namespace) -> int:
+    from dreamkit.records import Photo, Recipe
 
-    `finished` holds the last finished octave of the current try (for --save-partial).
-    """
+    settings = settings_from(args, DreamSettings)
+    table, net = table_and_model(args)
+    target = target_of(args, table)
+    from dreamkit.precision import resolve_precision
+
+    resolve_precision(settings.precision, resolve_device(args.device))  # fp16 on a CPU: now
+    photo = Photo.of(args.image)
+    out = Path(args.output) if args.output else \
+        free_name(default_output(args.image, target, args.model), args.quiet)
+    check_output(out, inputs=[args.image, target.file], force=args.force)
+    from dreamkit.image_io import load_image
+
+    image = load_image(args.image, max_pixels=args.max_pixels)
+    net = net or open_model(args)
+    recipe = Recipe("dream", args.model, (target,), settings, photo)
+    return _dream_and_save(args, net, image, recipe, out)
+
+
+def _dream_and_save(args, net, image, recipe, out: Path) -> int:
+    """Dream (retrying at half the lr with --auto-recover), save with the record."""
+    from dreamkit.dream import DivergedError, dream
+    from dreamkit.image_io import save_image
+    from dreamkit.records import Record, provenance
+    from dreamkit.targets import objective_of
+
+    objective = objective_of(recipe.target, recipe.model)
+    finished: dict = {}
     tries = RECOVER_TRIES if args.auto_recover else 1
-    while True:
-        finished.clear()
 
-        def keep(index: int, so_far: torch.Tensor, settings: DreamSettings = settings) -> None:
+    def record(settings, ran, done=None) -> dict:
+        return Record(replace(recipe, settings=settings), net.weights_sha256(),
+                      provenance(ran), octaves_done=done).metadata()
+
+    settings = recipe.settings
+    while True:
+        ran: dict = {}
+
+        def keep(index: int, so_far, settings=settings) -> None:
             finished.update(octaves=index + 1, image=so_far, settings=settings)
 
         try:
             result = dream(net, image, objective, settings, progress=show_progress(args),
-                           on_octave=keep, precision=args.precision, tile=args.tile)
-            return result, settings
+                           on_octave=keep, ran=ran)
+            break
         except DivergedError as exc:
             tries -= 1
             if tries == 0:
                 raise
-            settings = replace(settings, lr=settings.lr / 2)
+            settings = settings.replace(lr=settings.lr / 2)
             print(f"{exc}; retrying at lr {settings.lr:g}", file=sys.stderr)
-
-
-def run(args: argparse.Namespace) -> int:
-    settings = DreamSettings(
-        octaves=args.octaves, octave_scale=args.octave_scale, steps=args.steps, lr=args.lr,
-        jitter=args.jitter, blur=args.blur, seed=args.seed,
-    )
-    spec = get_spec(args.model)
-    vector = None
-    if args.direction:
-        if args.guide or args.channel is not None:
-            raise DreamkitError("--direction cannot be combined with --channel or --guide")
-        args.layer, vector = resolve_direction_arg(args.direction, args.model, args.layer)
-    info = spec.layers.resolve(args.layer or spec.default_layer)
-    layer = info.name
-    check_channel(info, args.channel)
-    if args.guide and args.channel is not None:
-        raise DreamkitError("--guide and --channel cannot be combined")
-    resolve_precision(args.precision, resolve_device(args.device))  # refuse fp16 on a CPU now
-    out = output_path(args, layer)
-    image = load_image(args.image, max_pixels=args.max_pixels)
-    guide_image = load_image(args.guide, max_pixels=args.max_pixels) if args.guide else None
-    net = open_model(args)
-    if vector is not None:
-        objective = direction(layer, vector)
-    elif guide_image is not None:
-        objective = guide(layer, guide_image)
-    else:
-        objective = layer_norm(layer) if args.channel is None else channel(layer, args.channel)
-    objective = -objective if args.negate else objective
-    finished: dict = {}
-    try:
-        result, settings = _dream(args, net, image, objective, settings, finished)
-    except KeyboardInterrupt:
-        if args.save_partial and finished:
-            done = finished["octaves"]
-            save_image(finished["image"], out,
-                       metadata=_metadata(args, layer, finished["settings"], octaves_done=done))
-            print(f"{out}: saved the dream as of octave {done}", file=sys.stderr)
-        raise
-    save_image(result, out, metadata=_metadata(args, layer, settings))
+        except KeyboardInterrupt:
+            if args.save_partial and finished:
+                done = finished["octaves"]
+                part = {"device": str(net.device)}
+                save_image(finished["image"], out,
+                           metadata=record(finished["settings"], part, done))
+                print(f"{out}: saved the dream as of octave {done}", file=sys.stderr)
+            raise
+    save_image(result, out, metadata=record(settings, ran))
     if not args.quiet:
         print(out)
     return 0

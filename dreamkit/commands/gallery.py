@@ -36,32 +36,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from dreamkit.commands.common import positive_int, resolve_device, show_progress
-from dreamkit.distributed import (
-    deterministic,
-    process_group,
-    rank_device,
-    ranks_from_env,
-    run_jobs,
-)
+from dreamkit.commands.common import add_device_argument, add_threads_argument, show_progress
 from dreamkit.errors import DreamkitError
-from dreamkit.gallery import (
-    KINDS,
-    Tile,
-    is_finished,
-    load_config,
-    parse_gallery,
-    render_tile,
-    tile_metadata,
-    write_html,
-    write_sheet,
-)
-from dreamkit.image_io import save_image
-from dreamkit.models import StagedNet, load_model
-from dreamkit.precision import PRECISIONS
+from dreamkit.settings import PRECISIONS
 
-NAME = "gallery"
-HELP = "render a grid of dreams or visualizations over two axes, with a sheet and a web page"
+KINDS = ("dream", "render")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,20 +55,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid.add_argument("--model", help="network (default: bvlc_googlenet)")
     grid.add_argument("--layer", help="layer name or tier low|mid|high")
     grid.add_argument("--channel", type=int, help="one channel of the layer")
-    grid.add_argument("--size", type=positive_int, help="tile side in pixels (default: 128)")
+    grid.add_argument("--size", type=int, help="tile side in pixels (default: 128)")
     grid.add_argument("--precision", choices=PRECISIONS,
                       help="network precision (default: auto = bf16 on GPUs that have it)")
     grid.add_argument("--title", help="title of the sheet and the page")
     grid.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="a setting of every tile, e.g. --set steps=5 (repeatable)")
     run_group = parser.add_argument_group("running")
-    run_group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                           help="where to run (default: auto = cuda when available; under "
-                                "torchrun each rank takes GPU LOCAL_RANK)")
-    run_group.add_argument("--threads", type=positive_int, default=1,
-                           help="CPU threads per process; keep it the same between runs for "
-                                "identical pixels (default: %(default)s; scale out with "
-                                "torchrun)")
+    add_device_argument(run_group)
+    add_threads_argument(run_group, 1, "keep it the same between runs for identical pixels "
+                                       "(default: %(default)s; scale out with torchrun)")
     run_group.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
@@ -116,6 +91,8 @@ def _image(value: object) -> object:
 
 def config_from_args(args: argparse.Namespace) -> tuple[dict, Path]:
     """The config file (if any) with the flags laid over it, and the folder images are in."""
+    from dreamkit.gallery import load_config
+
     config = load_config(args.config) if args.config else {}
     base = Path(args.config).parent if args.config else Path.cwd()
     for key in ("kind", "model", "layer", "channel", "size", "precision", "title"):
@@ -141,21 +118,49 @@ def config_from_args(args: argparse.Namespace) -> tuple[dict, Path]:
     return config, base
 
 
+def is_finished(path: Path, recipe) -> bool:
+    """True when `path` is a complete tile PNG made from `recipe` (by any dreamkit version)."""
+    from dreamkit.records import read_record
+
+    if not path.is_file():
+        return False
+    try:
+        return read_record(path).recipe.key() == recipe.key()
+    except DreamkitError:
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
+    from dreamkit.commands.common import resolve_device, set_threads
+    from dreamkit.distributed import (
+        deterministic,
+        process_group,
+        rank_device,
+        ranks_from_env,
+        run_jobs,
+    )
+    from dreamkit.gallery import parse_gallery, write_html, write_sheet
+    from dreamkit.image_io import save_image
+    from dreamkit.models.registry import load_model
+    from dreamkit.records import Record, make, provenance
+
     config, base = config_from_args(args)
     gallery = parse_gallery(config, base)
     out = Path(args.output)
     ranks = ranks_from_env()
+    set_threads(args.threads)
     device = rank_device(resolve_device(args.device), ranks)
-    deterministic(args.threads)
-    nets: dict[str, StagedNet] = {}
+    deterministic()
+    nets: dict = {}
 
-    def make(tile: Tile) -> None:
-        spec = tile.spec
-        if spec.model not in nets:
-            nets[spec.model] = load_model(spec.model, device=device)
-        image = render_tile(spec, nets[spec.model])
-        save_image(image, out / tile.name, metadata=tile_metadata(spec))
+    def render(tile) -> None:
+        recipe = tile.recipe
+        if recipe.model not in nets:
+            nets[recipe.model] = load_model(recipe.model, device=device)
+        net = nets[recipe.model]
+        image, ran = make(recipe, net)
+        record = Record(recipe, net.weights_sha256(), provenance(ran))
+        save_image(image, out / tile.name, metadata=record.metadata())
 
     def finish() -> None:
         write_sheet(gallery, out)
@@ -163,9 +168,9 @@ def run(args: argparse.Namespace) -> int:
 
     with process_group(device, ranks):
         report = run_jobs(
-            gallery.tiles, is_finished=lambda tile: is_finished(out / tile.name, tile.spec),
-            make=make, finish=finish, device=device, ranks=ranks, scratch=out / "tiles",
-            progress=show_progress(args),
+            gallery.tiles, is_finished=lambda tile: is_finished(out / tile.name, tile.recipe),
+            make=render, finish=finish, device=device, ranks=ranks,
+            scratch=[out / "tiles", out], progress=show_progress(args),
         )
     if ranks.world > 1 and not args.quiet:
         print(f"rank {ranks.rank}: rendered {report.done_here} tiles", file=sys.stderr)

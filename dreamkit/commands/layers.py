@@ -1,35 +1,52 @@
 """List a model's dream-worthy layers with their tier, channels and stride, in network order.
 
 Tiers: low = edges, strokes, colours; mid = textures, patterns, parts; high = objects.
-`--layer low|mid|high` in other commands picks the tier's default (marked *).
+`--layer low|mid|high` in other commands picks the tier's default (marked *). Built-in models
+list their table at once; any other model (torchvision:NAME, timm:NAME, package.module:factory)
+is built with random weights (no download needed) and its table discovered by one probe pass.
+
+examples:
+  dreamkit layers
+  dreamkit layers --model squeezenet1_1
+  dreamkit layers --model torchvision:resnet18
+  dreamkit layers --models
 """
 
 from __future__ import annotations
 
 import argparse
 
-from dreamkit.models import DEFAULT_MODEL, MODELS, get_spec
-
-NAME = "layers"
-HELP = "list the layers of a model (tier, channels, stride)"
+from dreamkit.models.catalog import CATALOG, DEFAULT_MODEL, catalog_entry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", "-m", default=DEFAULT_MODEL,
+    parser.add_argument("--model", "-m", default=DEFAULT_MODEL, metavar="SPEC",
                         help="model to list (default: %(default)s)")
-    parser.add_argument("--models", action="store_true", help="list the models instead")
+    parser.add_argument("--models", action="store_true", help="list the built-in models")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.models:
-        for spec in MODELS.values():
-            print(f"{spec.name:<16} {spec.description}")
+        for entry in CATALOG.values():
+            print(f"{entry.name:<20} {entry.description}")
+        print("also: torchvision:NAME, timm:NAME (pip install timm), package.module:factory")
         return 0
-    spec = get_spec(args.model)
-    defaults = set(spec.layers.defaults.values())
-    print(f"{'layer':<14} {'tier':<5} {'channels':>8} {'stride':>7}   ({spec.name})")
-    for layer in spec.layers:
+    entry = catalog_entry(args.model)
+    if entry is not None and entry.table is not None:
+        table, note = entry.table, ""
+    else:
+        from dreamkit.models.registry import load_model
+
+        table = load_model(args.model, random_weights=True).layers
+        note = " (discovered with random weights: the table does not depend on them, and " \
+               "nothing was downloaded)"
+    defaults = set(table.defaults.values())
+    width = max(14, *(len(layer.name) for layer in table))
+    print(f"{'layer':<{width}} {'tier':<5} {'channels':>8} {'stride':>7}   ({table.model}{note})")
+    for layer in table:
         stride = "global" if layer.stride is None else str(layer.stride)
         mark = " *" if layer.name in defaults else ""
-        print(f"{layer.name:<14} {layer.tier:<5} {layer.channels:>8} {stride:>7}{mark}")
+        print(f"{layer.name:<{width}} {layer.tier:<5} {layer.channels:>8} {stride:>7}{mark}")
+    print(f"* the tier defaults ({', '.join(f'{t}: {n}' for t, n in table.defaults.items())}); "
+          f"the model's default layer is {table.default}")
     return 0

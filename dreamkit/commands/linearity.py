@@ -16,40 +16,26 @@ examples:
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
-import torch
-
-from dreamkit import __version__
 from dreamkit.commands.common import add_model_arguments, open_model, positive_int, resolve_device
-from dreamkit.directions import augmented
-from dreamkit.image_io import DEFAULT_MAX_PIXELS, list_images, load_image, save_image
-from dreamkit.linearity import (
-    DEFAULT_KS,
-    linearity_table,
-    plot_table,
-    superposition_rows,
-    write_table,
-)
-from dreamkit.models import load_model
-
-NAME = "linearity"
-HELP = "probe how linear each layer is (homogeneity, additivity, superposition)"
+from dreamkit.commands.direction import add_crop_arguments, check_crops, load_all
+from dreamkit.errors import DreamkitError
+from dreamkit.settings import MAX_K
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", required=True, metavar="DIR", help="folder of photos")
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                         help="folder for linearity.json, .csv and .png")
-    parser.add_argument("--crops", type=positive_int, default=2, metavar="N",
-                        help="random crops per photo (default: %(default)s)")
-    parser.add_argument("--size", type=positive_int, default=128, metavar="PX",
-                        help="crop side in pixels (default: %(default)s)")
+    add_crop_arguments(parser, 2, 128)
     parser.add_argument("--layers", metavar="LIST",
                         help="comma-separated layers to probe (default: all of the model's)")
-    parser.add_argument("-k", type=float, nargs="+", default=list(DEFAULT_KS),
-                        help="homogeneity scales (default: %(default)s)")
+    parser.add_argument("-k", type=float, nargs="+", default=[-1.0, 0.5, 2.0],
+                        help=f"homogeneity scales, finite, |k| <= {MAX_K:g} (default: "
+                             "%(default)s)")
     parser.add_argument("--superposition-layers", default="low,mid,high", metavar="LIST",
                         help="comma-separated layers or tiers for the superposition probe, or "
                              "none (default: %(default)s)")
@@ -64,17 +50,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_crops(args)
+    if not all(math.isfinite(k) and abs(k) <= MAX_K for k in args.k):
+        raise DreamkitError(f"k must be finite numbers from {-MAX_K:g} to {MAX_K:g}")
+    import torch
+
+    from dreamkit.directions import augmented
+    from dreamkit.image_io import image_files, save_image
+    from dreamkit.linearity import linearity_table, plot_table, superposition_rows, write_table
+    from dreamkit.models.registry import load_model
+    from dreamkit.settings import RenderSettings
+
+    RenderSettings(size=args.render_size, steps=args.render_steps)  # bounds, before the work
     start = time.monotonic()
     outdir = Path(args.output)
-    photos = [load_image(f, max_pixels=DEFAULT_MAX_PIXELS) for f in list_images(args.images)]
-    images, _ = augmented(photos, args.crops, args.size, args.seed)
+    files = image_files([args.images])
+    images, _ = augmented(load_all([args.images]), args.crops, args.crop_size, args.seed)
     trained = open_model(args)
     torch.manual_seed(args.seed)
     random = load_model(args.model, device=resolve_device(args.device), random_weights=True)
     tiers = [] if args.superposition_layers == "none" else args.superposition_layers.split(",")
     chosen = list(dict.fromkeys(trained.layers.resolve(t).name for t in tiers))
-    layers = [trained.layers.resolve(name).name for name in args.layers.split(",")] if args.layers \
-        else trained.layers.names
+    layers = [trained.layers.resolve(name).name for name in args.layers.split(",")] \
+        if args.layers else trained.layers.names
     rows = []
     for weights, net in (("trained", trained), ("random", random)):
         rows += linearity_table(net, images, weights=weights, ks=args.k, layers=layers,
@@ -84,12 +82,9 @@ def run(args: argparse.Namespace) -> int:
     rows += sup_rows
     for (layer, kind), panel in renders.items():
         save_image(torch.cat(list(panel), dim=2), outdir / f"superposition_{layer}_{kind}.png")
-    info = {
-        "dreamkit": __version__, "model": args.model, "images": [str(f) for f in
-                                                                   list_images(args.images)],
-        "crops": args.crops, "size": args.size, "ks": args.k, "seed": args.seed,
-        "render": render, "seconds": round(time.monotonic() - start, 1),
-    }
+    info = {"model": args.model, "images": [str(f) for f in files], "crops": args.crops,
+            "size": args.crop_size, "ks": args.k, "seed": args.seed, "render": render,
+            "seconds": round(time.monotonic() - start, 1)}
     written = write_table(rows, outdir, info)
     if not args.no_plot:
         written.append(plot_table(rows, outdir / "linearity.png",

@@ -1,92 +1,155 @@
-"""Render a gallery tile, a `dream` output or a `vis` picture again from the settings stored
-in its PNG.
+"""Make a picture again from the record in its PNG and say whether the pixels are identical.
 
-The metadata is validated strictly; the photo a dream started from must be the same file (its
-SHA-256 is checked when recorded). A `vis` picture is rendered again with its whole batch (and
-the direction files it names). Prints whether the new pixels are identical to the old ones and
-exits 1 when they differ. Same pixels need the same CPU thread count (recorded by `vis`; pass
---threads for tiles and dreams) and the same device.
+Works on `dream` outputs, `vis` pictures, gallery tiles and microscope images.
+
+The record is untrusted input and is checked strictly before any work: its settings against
+the same bounds as the commands, its size against the picture's own, its photo, direction
+files and guide photos against their SHA-256, the weights against theirs. Files that have
+moved are found with --input (the photo) and --direction / --guide (matched by their hash).
+A record naming a user's `package.module:factory` runs only with --model naming it too (that
+imports and runs the code). Same pixels need the same CPU thread count (the record's, unless
+--threads) and the same kind of device. Exits 0 when identical, 1 when the pixels differ.
 
 examples:
-  dreamkit reproduce out/layers/tiles/r00c01-3f2a9c0e1b.png
+  dreamkit reproduce chelsea_inception4c.png
   dreamkit reproduce tile.png --input moved/chelsea.jpg -o again.png
   dreamkit reproduce vis4c/inception4c_c7.png
+  dreamkit reproduce coffee_inception4e_direction-cat-0.png --direction new/cat.safetensors
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from dreamkit.commands.common import check_output, positive_int, resolve_device
-from dreamkit.distributed import deterministic
+from dreamkit.commands.common import (
+    add_device_argument,
+    add_threads_argument,
+    check_output,
+    free_name,
+    resolve_device,
+    set_threads,
+)
 from dreamkit.errors import DreamkitError
-from dreamkit.gallery import METADATA_KEY, read_record, read_tile_spec, render_tile, tile_metadata
-from dreamkit.image_io import save_image, to_uint8
-from dreamkit.models import load_model
-from dreamkit.vis_record import check_record, render_record
-
-NAME = "reproduce"
-HELP = "render a tile again from its PNG metadata and compare the pixels"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("tile", help="a PNG written by `dreamkit gallery`, `dream` or `vis`")
+    parser.add_argument("picture", help="a PNG written by `dream`, `dreamkit vis` or a gallery")
     parser.add_argument("-o", "--output", metavar="OUT",
-                        help="where to write the new render (default: <stem>_reproduced.png "
-                             "in this folder)")
-    parser.add_argument("--input", metavar="PHOTO",
-                        help="the photo the dream started from, if it has moved")
-    parser.add_argument("--weights", metavar="FILE", help="weights file for the tile's model")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="where to run (default: auto)")
-    parser.add_argument("--threads", type=positive_int,
-                        help="CPU threads, as in the run that made the tile (default: the "
-                             "recorded count for vis pictures, else 1)")
+                        help="where to write the new picture (default: <stem>_reproduced.png "
+                             "in this folder, never replacing a file)")
+    moved = parser.add_argument_group("files that have moved")
+    moved.add_argument("--input", metavar="PHOTO", help="the photo the dream started from")
+    moved.add_argument("--direction", action="append", default=[], metavar="FILE",
+                       help="a direction file the picture used (matched by its SHA-256)")
+    moved.add_argument("--guide", action="append", default=[], metavar="IMAGE",
+                       help="a guide photo the picture used (matched by its SHA-256)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", metavar="SPEC",
+                       help="required when the record names a package.module:factory (it runs "
+                            "that code); otherwise the record's model is used")
+    model.add_argument("--weights", metavar="FILE", help="weights file for the picture's model")
+    add_device_argument(model)
+    add_threads_argument(parser, None, "default: the record's count (same pixels need it)")
     parser.add_argument("--quiet", "-q", action="store_true", help="print nothing")
 
 
+def _moved_files(record, args: argparse.Namespace) -> dict[str, str]:
+    """{recorded path: new path} for the files given, matched by their SHA-256."""
+    from dreamkit.files import file_sha256
+
+    named = {t.sha256: t.file for picture in (record.recipe.target, *record.recipe.batch)
+             for t in picture if t.file}
+    moved = {}
+    for path in [*args.direction, *args.guide]:
+        digest = file_sha256(path)
+        if digest not in named:
+            raise DreamkitError(f"{path}: not a file this picture used (no SHA-256 matches)")
+        moved[named[digest]] = str(Path(path).resolve())
+    return moved
+
+
+def _check_model(record, args: argparse.Namespace) -> str:
+    from dreamkit.models.sources import kind_of
+
+    model = record.recipe.model
+    if args.model is not None and args.model != model:
+        raise DreamkitError(f"--model {args.model} is not the picture's model {model}")
+    if kind_of(model) == "factory" and args.model != model:
+        raise DreamkitError(f"this picture was made with the user model {model}; making it "
+                            f"again imports and runs that code: pass --model {model} to allow "
+                            "it")
+    if record.weights == "random":
+        raise DreamkitError("this picture was made with random weights; it cannot be made again")
+    return model
+
+
+def _check_size(picture: Path, expected: tuple[int, int] | None) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(picture) as im:
+        size = (im.height, im.width)
+    if expected is not None and size != expected:
+        raise DreamkitError(f"{picture}: the record asks for {expected[1]}x{expected[0]} pixels "
+                            f"but the picture is {size[1]}x{size[0]}; it was tampered with")
+    return size
+
+
 def run(args: argparse.Namespace) -> int:
-    tile = Path(args.tile)
-    record = read_record(tile)
-    out = check_output(Path(args.output or f"{tile.stem}_reproduced.png"), inputs=[tile])
-    if isinstance(record, Mapping) and record.get("command") == "vis":
-        try:
-            vis = check_record(record)
-        except DreamkitError as exc:
-            raise DreamkitError(f"{tile}: {exc}") from None
-        deterministic(args.threads or vis["threads"])
-        net = load_model(vis["model"], args.weights, device=resolve_device(args.device))
-        image = render_record(vis, net)
-        metadata = {METADATA_KEY: json.dumps(record)}
-    else:
-        spec = read_tile_spec(tile)
-        source = Path(args.input) if args.input else None
-        if spec.kind == "dream" and source is None and not Path(str(spec.input)).is_file():
-            raise DreamkitError(f"{tile}: its photo {spec.input} is not there; pass --input PHOTO")
-        deterministic(args.threads or 1)
-        net = load_model(spec.model, args.weights, device=resolve_device(args.device))
-        image = render_tile(spec, net, input_path=source)
-        metadata = tile_metadata(spec)
-    save_image(image, out, metadata=metadata)
+    from dreamkit.records import read_record, relocate
+
+    picture = Path(args.picture)
+    record = read_record(picture)
+    recipe = relocate(record.recipe, _moved_files(record, args))
+    model = _check_model(record, args)
+    from dreamkit.models.registry import layer_table
+    from dreamkit.records import check_targets
+
+    recipe = check_targets(recipe, layer_table(model))
+    vis = recipe.command == "vis"
+    size = _check_size(picture, (recipe.settings.size,) * 2 if vis else None)  # type: ignore[union-attr]
+    photo = args.input or (recipe.input.path if recipe.input else None)
+    if not vis and not Path(str(photo)).is_file():
+        raise DreamkitError(f"{picture}: its photo {photo} is not there; pass --input PHOTO")
+    out = Path(args.output) if args.output else \
+        free_name(Path(f"{picture.stem}_reproduced.png"), args.quiet)
+    check_output(out, inputs=[picture, photo, *args.direction, *args.guide])
+    set_threads(args.threads or record.ran.get("threads"))
+    return _make_and_compare(args, record, recipe, picture, photo, size, out)
+
+
+def _make_and_compare(args, record, recipe, picture: Path, photo, size, out: Path) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from dreamkit.distributed import deterministic
+    from dreamkit.image_io import save_image, to_uint8
+    from dreamkit.models.registry import load_model
+    from dreamkit.records import Record, make, photo_pixels, provenance
+
+    if recipe.command == "dream":
+        from dreamkit.dream import fit_side
+
+        pixels = fit_side(photo_pixels(recipe.input, photo)[None], recipe.settings.size)
+        _check_size(picture, tuple(pixels.shape[-2:]))
+    net = load_model(recipe.model, args.weights, device=resolve_device(args.device))
+    if net.weights_sha256() != record.weights:
+        raise DreamkitError(f"{recipe.model}: these weights are not the ones the picture was "
+                            "made with (SHA-256 differs); pass --weights FILE")
+    deterministic()
+    image, ran = make(recipe, net, photo=photo, plans=record.ran.get("plans"))
+    save_image(image, out, metadata=Record(recipe, record.weights, provenance(ran)).metadata())
     new = to_uint8(image)
-    with Image.open(tile) as im:
+    with Image.open(picture) as im:
         old = np.asarray(im.convert("RGB"))
-    if old.shape == new.shape and np.array_equal(old, new):
+    if np.array_equal(old, new):
         if not args.quiet:
-            print(f"{out}: identical to {tile}")
+            print(f"{out}: identical to {picture}")
         return 0
     if not args.quiet:
-        if old.shape != new.shape:
-            print(f"{out}: differs from {tile} (size {new.shape[1]}x{new.shape[0]} instead of "
-                  f"{old.shape[1]}x{old.shape[0]})")
-        else:
-            diff = np.abs(old.astype(int) - new.astype(int))
-            print(f"{out}: differs from {tile} ({int((diff > 0).any(2).sum())} pixels, by up "
-                  f"to {int(diff.max())}/255)")
+        diff = np.abs(old.astype(int) - new.astype(int))
+        print(f"{out}: differs from {picture} ({int((diff > 0).any(2).sum())} pixels, by up "
+              f"to {int(diff.max())}/255; made on {ran.get('device')} with "
+              f"{ran.get('threads', '?')} threads, recorded: {record.ran.get('device')} with "
+              f"{record.ran.get('threads', '?')})")
     return 1

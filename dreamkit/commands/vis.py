@@ -1,9 +1,10 @@
 """Visualize what channels, neurons, classes or directions respond to, rendered from noise.
 
-Writes one PNG per target into the output folder (its settings in the PNG metadata, key
-`dreamkit`) and a labelled contact sheet `grid.png`. Targets are rendered --batch at a time;
-target k always gets seed SEED + k, so the batch size changes a picture only by float rounding.
-Each PNG records its whole batch, so `dreamkit reproduce PNG` renders the same pixels again.
+Writes one PNG per target into the output folder (its record in the PNG metadata, key
+`dreamkit`) and a labelled contact sheet `grid.png`. Targets are rendered --batch at a time
+(fewer when the batch would pass the pixel budget); target k always gets seed SEED + k, so the
+batch size changes a picture only by float rounding. Each PNG records its whole batch, so
+`dreamkit reproduce PNG` renders the same pixels again.
 
 examples:
   dreamkit vis --layer inception4c --channels 0-63 -o vis4c
@@ -11,48 +12,26 @@ examples:
   dreamkit vis --layer inception4c --channels 97 --neuron -o neuron97
   dreamkit vis --class "golden retriever" --class 949 -o classes
   dreamkit vis --direction pca.safetensors:3 -o direction
+  dreamkit vis --model efficientnet_lite0 --layer _blocks.10 --channels 0-7 --size 128 -o eff
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import re
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import torch
-from PIL import Image, ImageDraw
 
 from dreamkit.commands.common import (
     add_model_arguments,
+    add_settings,
     check_output,
     open_model,
-    positive_int,
+    settings_from,
     show_progress,
+    table_and_model,
 )
-from dreamkit.directions import resolve_direction_arg, split_direction_arg
 from dreamkit.errors import DreamkitError
-from dreamkit.image_io import save_image
-from dreamkit.imagenet import class_index, class_names
-from dreamkit.models import get_spec
-from dreamkit.param import PARAMS
-from dreamkit.precision import PRECISIONS
-from dreamkit.render import render
-from dreamkit.vis_record import batch_objective, make_record
-
-NAME = "vis"
-HELP = "feature visualization: render channels, neurons, classes or directions from noise"
-
-
-@dataclass
-class Target:
-    """One picture: its file stem, grid label and objective spec (for the metadata)."""
-
-    stem: str
-    label: str
-    spec: dict
+from dreamkit.settings import MAX_SEED, MAX_TARGETS, PIXEL_BUDGET, RenderSettings
+from dreamkit.targets import Target, parse_channel_list
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,29 +41,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="channels of --layer, e.g. 0-63 or 0,5,9-12")
     kind.add_argument("--class", dest="classes", action="append", metavar="NAME|INDEX",
                       help="an ImageNet class (repeat for several)")
-    kind.add_argument("--direction", dest="directions", action="append", metavar="FILE[:INDEX]",
-                      help="a saved direction (repeat for several of one layer)")
+    kind.add_argument("--direction", dest="directions", action="append", metavar="FILE[:N]",
+                      help="a saved direction, row N (repeat for several)")
     what.add_argument("--layer", "-l", help="layer of --channels (a name or low|mid|high)")
     what.add_argument("--neuron", action="store_true",
                       help="with --channels: the centre neuron instead of the whole channel")
-    how = parser.add_argument_group("render settings")
-    how.add_argument("--param", choices=PARAMS, default="fft",
-                     help="image parameterization (default: %(default)s)")
-    how.add_argument("--no-decorrelate", dest="decorrelate", action="store_false",
-                     help="optimize plain RGB instead of decorrelated colours")
-    how.add_argument("--size", type=positive_int, default=224, help="side in pixels "
-                     "(default: %(default)s)")
-    how.add_argument("--steps", type=positive_int, default=512,
-                     help="optimization steps (default: %(default)s)")
-    how.add_argument("--lr", type=float, default=0.05, help="Adam step size (default: %(default)s)")
-    how.add_argument("--batch", type=positive_int, default=64,
-                     help="images optimized together (default: %(default)s)")
-    how.add_argument("--seed", type=int, default=0, help="seed of the first target; target k "
-                     "uses SEED + k (default: %(default)s)")
-    how.add_argument("--precision", choices=PRECISIONS, default="auto",
-                     help="network precision (default: auto = bf16 on GPUs that have it)")
-    how.add_argument("--no-redirected-relu", dest="redirected_relu", action="store_false",
-                     help="plain ReLU gradients (deep channels may stay flat grey)")
+    how = parser.add_argument_group("render settings (bounds in brackets)")
+    add_settings(how, RenderSettings)
+    how.add_argument("--batch", type=int, default=64, metavar="N",
+                     help="images optimized together; lowered to fit the budget of "
+                          f"{PIXEL_BUDGET:,} pixels per batch (default: %(default)s)")
     out = parser.add_argument_group("output")
     out.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     out.add_argument("--grid", metavar="FILE",
@@ -93,109 +59,69 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
 
 
-def parse_channels(text: str, count: int) -> list[int]:
-    """`0-3,7` -> [0, 1, 2, 3, 7], each checked against the layer's `count` channels."""
-    channels: list[int] = []
-    for part in text.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if not match:
-            raise DreamkitError(f"bad channel list {text!r}: expected e.g. 0-63 or 0,5,9-12")
-        first, last = int(match[1]), int(match[2] or match[1])
-        if first > last:
-            raise DreamkitError(f"bad channel range {part.strip()!r}: start is after end")
-        channels.extend(range(first, last + 1))
-    bad = [c for c in channels if c >= count]
-    if bad:
-        raise DreamkitError(f"channel {bad[0]} is out of range: the layer has {count} channels "
-                            f"(0-{count - 1})")
-    return list(dict.fromkeys(channels))
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-
-
-def _direction_stem(spec: str) -> str:
-    """`dirs/cat.safetensors:3` -> `cat_3` (index 0 when none is given)."""
-    path, index = split_direction_arg(spec)
-    return f"{_slug(Path(path).stem)}_{index}"
-
-
-def plan(args: argparse.Namespace) -> list[Target]:
-    """The targets, checked (a batch of them makes one objective: `batch_objective`)."""
+def plan(args: argparse.Namespace, table) -> list[Target]:
+    """The targets the flags ask for, checked against the model's table."""
     if args.channels is not None:
         if not args.layer:
             raise DreamkitError("--channels needs --layer")
-        info = get_spec(args.model).layers.resolve(args.layer)
-        chans = parse_channels(args.channels, info.channels)
-        kind, tag = ("neuron", "n") if args.neuron else ("channel", "c")
-        return [Target(f"{info.name}_{tag}{c}", f"{tag}{c}",
-                       {"kind": kind, "layer": info.name, "channel": c}) for c in chans]
-    if args.layer or args.neuron:
-        raise DreamkitError("--layer and --neuron go with --channels")
-    if args.classes:
-        indices = [class_index(c) for c in args.classes]
-        names = class_names()
-        return [Target(f"class{k}_{_slug(names[k])}", f"{k} {names[k]}",
-                       {"kind": "class", "class": k, "name": names[k]}) for k in indices]
-    resolved = [resolve_direction_arg(spec, args.model) for spec in args.directions]
-    layers = {layer for layer, _ in resolved}
-    if len(layers) > 1:
-        raise DreamkitError(f"directions of different layers ({', '.join(sorted(layers))}); "
-                            "run vis once per layer")
-    layer = layers.pop()
-    return [Target(f"direction_{_direction_stem(spec)}", spec,
-                   {"kind": "direction", "layer": layer, "direction": spec})
-            for spec in args.directions]
-
-
-def contact_sheet(images: torch.Tensor, labels: list[str], columns: int | None = None,
-                  pad: int = 4, label_height: int = 14) -> torch.Tensor:
-    """The images (N, 3, H, W) in a labelled grid on white, as a (3, H', W') tensor."""
-    n, _, h, w = images.shape
-    columns = columns or min(n, max(1, round(n**0.5 * 1.25)))
-    rows = -(-n // columns)
-    sheet = Image.new("RGB", (columns * (w + pad) + pad, rows * (h + label_height + pad) + pad),
-                      "white")
-    draw = ImageDraw.Draw(sheet)
-    pixels = (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    for i, (tile, label) in enumerate(zip(pixels, labels, strict=True)):
-        x = pad + (i % columns) * (w + pad)
-        y = pad + (i // columns) * (h + label_height + pad)
-        sheet.paste(Image.fromarray(tile), (x, y))
-        draw.text((x + 1, y + h + 1), label[: max(4, w // 6)], fill="black")
-    return torch.from_numpy(np.asarray(sheet).copy()).permute(2, 0, 1).float() / 255
+        info = table.resolve(args.layer)
+        channels = parse_channel_list(args.channels, info.name, info.channels)
+        targets = [Target.of_channel(info.name, c, neuron=args.neuron) for c in channels]
+    else:
+        if args.layer or args.neuron:
+            raise DreamkitError("--layer and --neuron go with --channels")
+        targets = [Target.of_class(c) for c in args.classes] if args.classes else \
+            [Target.of_direction(spec) for spec in args.directions]
+    if len(targets) > MAX_TARGETS:
+        raise DreamkitError(f"{len(targets)} targets; one run renders at most {MAX_TARGETS}")
+    return [t.resolve(table, args.model) for t in targets]
 
 
 def run(args: argparse.Namespace) -> int:
-    targets = plan(args)
-    if not np.isfinite(args.lr) or args.lr <= 0:
-        raise DreamkitError("--lr must be a positive number")
-    if not 0 <= args.seed < 2**63 - len(targets):
-        raise DreamkitError(f"--seed {args.seed} is out of range (0 to 2**63 - 1 - targets)")
+    settings = settings_from(args, RenderSettings)
+    if not 1 <= args.batch <= MAX_TARGETS:
+        raise DreamkitError(f"batch must be an integer from 1 to {MAX_TARGETS}, not "
+                            f"{args.batch}")
+    table, net = table_and_model(args)
+    targets = plan(args, table)
+    if settings.seed + len(targets) - 1 > MAX_SEED:
+        raise DreamkitError(f"seed {settings.seed} leaves no room for {len(targets)} targets")
     out = Path(args.output)
     grid = Path(args.grid) if args.grid else out / "grid.png"
-    check_output(out / "probe.png")
-    check_output(grid)
-    out.mkdir(parents=True, exist_ok=True)
-    net = open_model(args)
+    for target in targets:
+        check_output(out / f"{target.stem()}.png", inputs=[t.file for t in targets])
+    check_output(grid, inputs=[t.file for t in targets])
+    net = net or open_model(args)
+    batch = max(1, min(args.batch, PIXEL_BUDGET // settings.size**2))
     images = []
-    for start in range(0, len(targets), args.batch):
-        chunk = targets[start:start + args.batch]
-        specs = [target.spec for target in chunk]
-        settings = {"param": args.param, "decorrelate": args.decorrelate, "size": args.size,
-                    "steps": args.steps, "lr": args.lr, "seed": args.seed + start,
-                    "precision": args.precision, "redirected_relu": args.redirected_relu}
-        result = render(net, batch_objective(specs, args.model), **settings,
-                        progress=show_progress(args))
-        for i, (target, image) in enumerate(zip(chunk, result.images, strict=True)):
-            record = make_record(args.model, specs, i, settings, torch.get_num_threads())
-            path = save_image(image, out / f"{target.stem}.png",
-                              metadata={"dreamkit": json.dumps(record)})
-            if not args.quiet:
-                print(path)
-        images.append(result.images)
-    save_image(contact_sheet(torch.cat(images), [t.label for t in targets]), grid)
+    for start in range(0, len(targets), batch):
+        images += render_batch(args, net, targets[start:start + batch],
+                               settings.replace(seed=settings.seed + start), out)
+    from dreamkit.image_io import save_image
+    from dreamkit.sheets import contact_sheet, to_tensor
+
+    sheet = contact_sheet(images, captions=[t.label() for t in targets])
+    save_image(to_tensor(sheet), grid)
     if not args.quiet:
         print(grid)
     return 0
+
+
+def render_batch(args: argparse.Namespace, net, chunk: list[Target],
+                 settings: RenderSettings, out: Path) -> list:
+    """Render one batch of targets; save each picture with its record."""
+    from dreamkit.image_io import save_image
+    from dreamkit.records import Recipe, Record, picture_objective, provenance
+    from dreamkit.render import render
+
+    pictures = tuple((t,) for t in chunk)
+    result = render(net, picture_objective(pictures, args.model), settings, batch=len(chunk),
+                    progress=show_progress(args))
+    ran = provenance(result.ran)
+    for i, (target, image) in enumerate(zip(chunk, result.images, strict=True)):
+        recipe = Recipe("vis", args.model, (target,), settings, batch=pictures, index=i)
+        record = Record(recipe, net.weights_sha256(), ran)
+        path = save_image(image, out / f"{target.stem()}.png", metadata=record.metadata())
+        if not args.quiet:
+            print(path)
+    return list(result.images)

@@ -1,6 +1,27 @@
-"""Model registry and loaders; see `registry.load_model`."""
+"""Models: the catalog of built-in networks (data), loaders, and the wrapper for any module.
 
-from dreamkit.models.registry import DEFAULT_MODEL, MODELS, ModelSpec, get_spec, load_model
-from dreamkit.models.staged import StagedNet
+Importing this package is cheap: the torch-heavy modules load on first use of their names.
+"""
 
-__all__ = ["DEFAULT_MODEL", "MODELS", "ModelSpec", "StagedNet", "get_spec", "load_model"]
+from __future__ import annotations
+
+import importlib
+
+from dreamkit.models.catalog import CATALOG, DEFAULT_MODEL
+
+_LAZY = {
+    "Model": "dreamkit.models.base",
+    "StagedNet": "dreamkit.models.staged",
+    "WrappedModel": "dreamkit.models.wrapped",
+    "wrap": "dreamkit.models.wrapped",
+    "load_model": "dreamkit.models.registry",
+    "layer_table": "dreamkit.models.registry",
+}
+
+__all__ = ["CATALOG", "DEFAULT_MODEL", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dreamkit.models' has no attribute {name!r}")

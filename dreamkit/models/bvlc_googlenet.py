@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dreamkit.layers import LayerInfo, LayerTable
+from dreamkit.models.catalog import CATALOG
 from dreamkit.models.lrn import LocalResponseNorm
 from dreamkit.models.staged import CaffeBGR, ConvReLU, GlobalPool, StagedNet
 
@@ -27,25 +27,6 @@ INCEPTIONS = {
     "5a": (832, 256, 160, 320, 32, 128, 128),
     "5b": (832, 384, 192, 384, 48, 128, 128),
 }
-
-TIER = {"3a": "low", "3b": "low", "4a": "mid", "4b": "mid", "4c": "mid"}
-
-LAYERS = LayerTable(
-    "bvlc_googlenet",
-    [
-        LayerInfo("conv1", "low", 64, 2),
-        LayerInfo("conv2", "low", 64, 4),
-        LayerInfo("conv3", "low", 192, 4),
-        *(
-            LayerInfo(f"inception{key}", TIER.get(key, "high"), c[1] + c[3] + c[5] + c[6],
-                      8 if key[0] == "3" else 16 if key[0] == "4" else 32)
-            for key, c in INCEPTIONS.items()
-        ),
-        LayerInfo("fc", "high", 1000, None),
-    ],
-    defaults={"low": "inception3a", "mid": "inception4c", "high": "inception4e"},
-)
-
 
 def _max_pool(kernel: int, stride: int, padding: int = 0) -> nn.MaxPool2d:
     return nn.MaxPool2d(kernel, stride, padding, ceil_mode=True)
@@ -107,7 +88,7 @@ def build() -> StagedNet:
             stages.append((f"pool{int(key[0]) - 1}", _max_pool(3, 2)))
         stages.append((f"inception{key}", Inception(*channels)))
     stages.append(("fc", Classifier()))
-    return StagedNet("bvlc_googlenet", CaffeBGR(), stages, LAYERS, logits="fc")
+    return StagedNet("bvlc_googlenet", CaffeBGR(), stages, CATALOG["bvlc_googlenet"].table)
 
 
 def caffe_to_module_name(caffe_name: str) -> str:

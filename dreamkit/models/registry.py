@@ -1,143 +1,129 @@
-"""Named models: how to build each, where its weights come from, and its layer table."""
+"""`load_model(spec)`: any model dreamkit accepts, ready to dream with.
+
+A spec is a built-in name (`dreamkit.models.catalog`), `torchvision:NAME`, `timm:NAME`, or a
+user's `package.module:factory` (`dreamkit.models.sources`). Built-in weights are found in
+this order: `weights` file > `$DREAMKIT_WEIGHTS/<name>.safetensors` > the user cache > a
+download into that cache.
+"""
 
 from __future__ import annotations
 
-import difflib
+import importlib
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import torch
 
 from dreamkit.errors import DreamkitError
 from dreamkit.layers import LayerTable
-from dreamkit.models import bvlc_googlenet, squeezenet
-from dreamkit.models.staged import StagedNet
+from dreamkit.models import sources
+from dreamkit.models.base import Model
+from dreamkit.models.catalog import CatalogEntry, catalog_entry, unknown_model
 from dreamkit.models.weights import cache_dir, find_weights, how_to_get, read_state
 
-DEFAULT_MODEL = "bvlc_googlenet"
+
+def _builder(entry: CatalogEntry):
+    module, _, function = entry.builder.partition(":")
+    return getattr(importlib.import_module(f"dreamkit.models.{module}"), function)
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """`build(state)` makes the network from a weight dict (None: random weights)."""
-
-    name: str
-    description: str
-    build: Callable[[dict[str, torch.Tensor] | None], StagedNet]
-    download: Callable[[Path], Path]
-    default_layer: str
-
-    @cached_property
-    def layers(self) -> LayerTable:
-        """The layer table (builds the architecture once, without weights)."""
-        return self.build(None).layers
+def _caffe_state(entry: CatalogEntry, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Caffe-keyed weights (`inception_4c/5x5.weight`) renamed to module names."""
+    names = importlib.import_module(f"dreamkit.models.{entry.builder.partition(':')[0]}")
+    renamed = {}
+    for key, value in state.items():
+        layer, _, kind = key.rpartition(".")
+        renamed[f"{names.caffe_to_module_name(layer)}.{kind}"] = value
+    return renamed
 
 
-def _caffe_builder(module) -> Callable[[dict[str, torch.Tensor] | None], StagedNet]:
-    def build(state: dict[str, torch.Tensor] | None) -> StagedNet:
-        net = module.build()
-        if state is None:
-            return net
-        try:
-            renamed = {}
-            for key, value in state.items():
-                layer, _, kind = key.rpartition(".")
-                renamed[f"{module.caffe_to_module_name(layer)}.{kind}"] = value
-            net.load_state_dict(renamed, strict=True)
-        except (KeyError, RuntimeError) as exc:
-            raise DreamkitError(
-                f"the weights do not fit {net.name}: {str(exc).splitlines()[0]}"
-            ) from exc
-        return net
+def download_weights(name: str, dest: Path) -> Path:
+    """Fetch a built-in model's published weights into `dest` (safetensors)."""
+    entry = catalog_entry(name)
+    if entry is None or entry.source == "package":
+        raise DreamkitError(f"{name}: no weights to fetch (built-in Caffe and torchvision "
+                            "models only; packaged models bring theirs)")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DreamkitError(f"{dest}: cannot create its folder ({exc.strerror or exc})") from None
+    try:
+        if entry.source == "caffe":
+            from dreamkit.models.caffe import fetch_caffe_weights
 
-    return build
-
-
-def _caffe_download(name: str) -> Callable[[Path], Path]:
-    def download(dest: Path) -> Path:
-        from dreamkit.models.caffe import fetch_caffe_weights
-
-        return fetch_caffe_weights(name, dest)
-
-    return download
-
-
-def _torchvision_spec(name: str, description: str, default_layer: str) -> ModelSpec:
-    def build(state: dict[str, torch.Tensor] | None) -> StagedNet:
-        from dreamkit.models import torchvision_zoo  # torchvision.models is slow to import
-
-        return torchvision_zoo.build(name, state)
-
-    def download(dest: Path) -> Path:
+            return fetch_caffe_weights(name, dest)
         from dreamkit.models import torchvision_zoo
 
         return torchvision_zoo.download(name, dest)
-
-    return ModelSpec(name, description, build, download, default_layer)
-
-
-MODELS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec(
-            "bvlc_googlenet",
-            "BVLC GoogLeNet (Caffe), the original DeepDream network",
-            _caffe_builder(bvlc_googlenet),
-            _caffe_download("bvlc_googlenet"),
-            "inception4c",
-        ),
-        ModelSpec(
-            "squeezenet1_1",
-            "SqueezeNet v1.1 (Caffe), small and fast",
-            _caffe_builder(squeezenet),
-            _caffe_download("squeezenet1_1"),
-            "fire7",
-        ),
-        _torchvision_spec("googlenet", "torchvision GoogLeNet (batch norm, 3x3 '5x5')",
-                          "inception4c"),
-        _torchvision_spec("vgg16", "torchvision VGG-16", "conv4_2"),
-        _torchvision_spec("vgg19", "torchvision VGG-19", "conv4_2"),
-        _torchvision_spec("resnet50", "torchvision ResNet-50", "layer3_2"),
-    )
-}
+    except DreamkitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - offline, proxy, HTTP errors alike
+        raise DreamkitError(f"{how_to_get(name)} (download failed: {type(exc).__name__}: "
+                            f"{exc})") from None
 
 
-def get_spec(name: str) -> ModelSpec:
-    """The spec of a registered model; unknown names fail with the closest names."""
-    if name in MODELS:
-        return MODELS[name]
-    close = difflib.get_close_matches(name, list(MODELS), n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    raise DreamkitError(f"unknown model {name!r}{hint} (known: {', '.join(MODELS)})")
+def _builtin(entry: CatalogEntry, weights: str | os.PathLike | None,
+             random_weights: bool) -> Model:
+    if entry.source == "package":
+        from dreamkit.models import packaged
+
+        return getattr(packaged, entry.name)(weights, random_weights)
+    state = None
+    if not random_weights:
+        path = find_weights(entry.name, weights)
+        if path is None:
+            path = download_weights(entry.name, cache_dir() / f"{entry.name}.safetensors")
+        state = read_state(path)
+        if entry.source == "caffe":
+            try:
+                state = _caffe_state(entry, state)
+            except KeyError as exc:
+                raise DreamkitError(f"the weights do not fit {entry.name}: unknown layer "
+                                    f"{exc}") from None
+    net = _builder(entry)() if entry.source == "caffe" else _builder(entry)(state)
+    if entry.source == "caffe" and state is not None:
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise DreamkitError(f"the weights do not fit {entry.name}: "
+                                f"{str(exc).splitlines()[0]}") from None
+    return net
 
 
 def load_model(
-    name: str = DEFAULT_MODEL,
+    spec: str = "bvlc_googlenet",
     weights: str | os.PathLike | None = None,
     *,
     device: str | torch.device = "cpu",
     random_weights: bool = False,
-) -> StagedNet:
-    """A ready network in eval mode with frozen parameters.
+) -> Model:
+    """A ready network in eval mode with frozen parameters, channels_last on `device`.
 
-    Weights: `weights` file, else `$DREAMKIT_WEIGHTS/<name>.safetensors`, else the user cache,
-    else a download into the cache. `random_weights=True` skips them (for tests and baselines).
+    `random_weights=True` skips the weights (tests, baselines, layer tables offline).
     """
-    spec = get_spec(name)
-    state = None
-    if not random_weights:
-        path = find_weights(name, weights)
-        if path is None:
-            try:
-                path = spec.download(cache_dir() / f"{name}.safetensors")
-            except DreamkitError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - offline, proxy, HTTP errors alike
-                raise DreamkitError(f"{how_to_get(name)} (download failed: {exc})") from exc
-        state = read_state(path)
-    net = spec.build(state).eval().requires_grad_(False)
+    if not isinstance(spec, str):
+        raise DreamkitError(f"a model is named by a string, not {type(spec).__name__}")
+    entry = catalog_entry(spec)
+    kind = sources.kind_of(spec)
+    if entry is not None:
+        net = _builtin(entry, weights, random_weights)
+    elif kind == "torchvision":
+        net = sources.torchvision_model(spec, weights, random_weights)
+    elif kind == "timm":
+        net = sources.timm_model(spec, weights, random_weights)
+    elif kind == "factory":
+        net = sources.factory_model(spec, weights)
+    else:
+        raise unknown_model(spec)
+    net = net.eval().requires_grad_(False)
     # channels_last is what oneDNN and cuDNN run fastest; images are made so in `tiling`
     return net.to(device=device, memory_format=torch.channels_last)
+
+
+def layer_table(spec: str) -> LayerTable:
+    """A model's layer table: data for the built-in networks (nothing is built), discovered
+    from the network with random weights for any other spec."""
+    entry = catalog_entry(spec)
+    if entry is not None and entry.table is not None:
+        return entry.table
+    return load_model(spec, random_weights=True).layers

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dreamkit.layers import LayerInfo, LayerTable
+from dreamkit.models.catalog import CATALOG
 from dreamkit.models.staged import CaffeBGR, ConvReLU, GlobalPool, StagedNet
 
 # name: (input channels, squeeze, expand 1x1 = expand 3x3)
@@ -19,24 +19,6 @@ FIRES = {
     "fire8": (384, 64, 256),
     "fire9": (512, 64, 256),
 }
-STRIDE = {"fire2": 4, "fire3": 4, "fire4": 8, "fire5": 8}
-TIER = {"fire2": "low", "fire3": "low", "fire4": "mid", "fire5": "mid", "fire6": "mid"}
-
-LAYERS = LayerTable(
-    "squeezenet1_1",
-    [
-        LayerInfo("conv1", "low", 64, 2),
-        *(
-            LayerInfo(name, TIER.get(name, "high"), 2 * c[2], STRIDE.get(name, 16))
-            for name, c in FIRES.items()
-        ),
-        LayerInfo("conv10", "high", 1000, 16),
-        LayerInfo("pool10", "high", 1000, None),
-    ],
-    defaults={"low": "fire3", "mid": "fire5", "high": "fire8"},
-)
-
-
 class Fire(nn.Module):
     """Squeeze 1x1, then expand 1x1 and 3x3 side by side, concatenated."""
 
@@ -59,7 +41,7 @@ def build() -> StagedNet:
             stages.append((f"pool{int(name[-1]) - 1}", nn.MaxPool2d(3, 2, ceil_mode=True)))
         stages.append((name, Fire(*channels)))
     stages += [("conv10", ConvReLU(512, 1000, 1)), ("pool10", GlobalPool())]
-    return StagedNet("squeezenet1_1", CaffeBGR(), stages, LAYERS, logits="pool10")
+    return StagedNet("squeezenet1_1", CaffeBGR(), stages, CATALOG["squeezenet1_1"].table)
 
 
 def caffe_to_module_name(caffe_name: str) -> str:

@@ -1,8 +1,8 @@
 """A network seen as an ordered list of named stages, with its preprocessing built in.
 
-Every dreamkit model takes RGB images in [0, 1], shape (B, 3, H, W). Capturing a layer means
-reading a stage's output while running the stages in order, so no forward hooks are needed and
-the run can stop right after the deepest stage an objective asks for.
+Capturing a layer means reading a stage's output while running the stages in order, so no
+forward hooks are needed and the run stops right after the deepest stage asked for. dreamkit's
+exact rebuilds (BVLC GoogLeNet, SqueezeNet) and its torchvision adaptations are staged.
 """
 
 from __future__ import annotations
@@ -13,28 +13,23 @@ import torch
 from torch import nn
 
 from dreamkit.layers import LayerTable
+from dreamkit.models.base import Model
+from dreamkit.models.relu import SwitchableReLU
 
 
-class StagedNet(nn.Module):
+class StagedNet(Model):
     """`preprocess` then `stages` in order; `layers` names the stages worth capturing."""
 
-    def __init__(
-        self,
-        name: str,
-        preprocess: nn.Module,
-        stages: Sequence[tuple[str, nn.Module]],
-        layers: LayerTable,
-        logits: str,
-    ):
+    def __init__(self, name: str, preprocess: nn.Module, stages: Sequence[tuple[str, nn.Module]],
+                 layers: LayerTable):
         super().__init__()
         self.name = name
         self.preprocess = preprocess
         self.stages = nn.ModuleDict(dict(stages))
         unknown = [layer.name for layer in layers if layer.name not in self.stages]
-        if unknown or logits not in self.stages:
-            raise ValueError(f"{name}: layers {unknown + [logits]} are not stages")
+        if unknown or layers.logits not in self.stages:
+            raise ValueError(f"{name}: layers {unknown + [layers.logits]} are not stages")
         self.layers = layers
-        self.logits = logits
         for module in self.modules():  # in-place ops would overwrite captured activations
             if hasattr(module, "inplace"):
                 module.inplace = False
@@ -44,6 +39,25 @@ class StagedNet(nn.Module):
         x = self.preprocess(images)
         for stage in self.stages.values():
             x = stage(x)
+        return x
+
+    def capture(self, images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        wanted = set(layers)
+        found: dict[str, torch.Tensor] = {}
+        x = self.preprocess(images)
+        for name, stage in self.stages.items():
+            if len(found) == len(wanted):
+                break
+            x = stage(x)
+            if name in wanted:
+                found[name] = x
+        return found
+
+    def logits_from(self, layer: str, acts: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        names = list(self.stages)
+        x = acts
+        for name in names[names.index(layer) + 1:]:
+            x = self.stages[name](x)
         return x
 
 
@@ -76,7 +90,7 @@ class ConvReLU(nn.Sequential):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel, stride, padding)
-        self.relu = nn.ReLU()
+        self.relu = SwitchableReLU()
 
 
 class GlobalPool(nn.Module):

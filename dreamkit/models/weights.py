@@ -15,6 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from dreamkit.errors import DreamkitError
+from dreamkit.files import regular_file
 
 ENV_VAR = "DREAMKIT_WEIGHTS"
 
@@ -30,10 +31,7 @@ def cache_dir() -> Path:
 def find_weights(name: str, explicit: str | os.PathLike | None = None) -> Path | None:
     """The first weight file found for `name`, or None when a download is needed."""
     if explicit is not None:
-        path = Path(explicit)
-        if not path.is_file():
-            raise DreamkitError(f"weights file not found: {path}")
-        return path
+        return regular_file(explicit, "weights file")
     candidates = []
     if os.environ.get(ENV_VAR):
         candidates.append(Path(os.environ[ENV_VAR]) / f"{name}.safetensors")
@@ -54,7 +52,7 @@ def how_to_get(name: str) -> str:
 
 def read_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Tensors from a safetensors file, or a state dict saved by torch (never unpickled freely)."""
-    path = Path(path)
+    path = regular_file(path, "weights file")
     if path.suffix in (".pt", ".pth", ".bin"):
         try:
             with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
