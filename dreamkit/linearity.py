@@ -29,12 +29,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from dreamkit.capture import capture_resolved as capture
 from dreamkit.directions import activations, principal_directions
 from dreamkit.errors import DreamkitError
 from dreamkit.files import atomic_path
+from dreamkit.image_io import save_image
 from dreamkit.models.base import Model
 from dreamkit.objectives import direction
 
@@ -247,7 +249,15 @@ def plot_table(rows: Sequence[Row], path: str | os.PathLike[str], title: str) ->
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | os.PathLike[str], dpi: int = 80) -> Path:
+    """A matplotlib figure written like every dreamkit picture: through `save_image`."""
+    import matplotlib.pyplot as plt
+
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    rgba = torch.from_numpy(np.asarray(fig.canvas.buffer_rgba()).copy())
     plt.close(fig)
-    return Path(path)
+    return save_image(rgba[..., :3].permute(2, 0, 1).float() / 255, path)

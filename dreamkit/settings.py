@@ -24,6 +24,7 @@ TRANSFORMS = ("standard", "none")
 
 MIN_SIDE, MAX_SIDE = 16, 4096  # pixels a side of anything rendered or dreamed
 MAX_SEED = 2**63 - 1
+MAX_STEPS = 10_000  # steps of a render, or of each octave of a dream
 PIXEL_BUDGET = 2**24  # pixels of one batch (size x size x batch): about 16 GB of activations
 MAX_TARGETS = 4096  # pictures one `vis` run or one record's batch may ask for
 MAX_AXIS_VALUES = 64  # values on one gallery axis
@@ -190,7 +191,7 @@ class DreamSettings(Settings):
     kind: ClassVar[str] = "dream"
     octaves: int = setting(4, "number of scales, smallest first", low=1, high=16)
     octave_scale: float = setting(1.4, "size ratio between octaves", above=1, high=4)
-    steps: int = setting(10, "gradient steps per octave", low=1, high=1000)
+    steps: int = setting(10, "gradient steps per octave", low=1, high=MAX_STEPS)
     lr: float = setting(1.5, "step size in 0-255 pixel units", above=0, high=255)
     jitter: int = setting(32, "largest random shift per step, pixels", low=0, high=1024)
     blur: float = setting(0.5, "gradient smoothing sigma in pixels, 0 = off", low=0, high=64)
@@ -213,7 +214,7 @@ class RenderSettings(Settings):
     param: str = setting("fft", "image parameterization", choices=PARAMS)
     decorrelate: bool = setting(True, "optimize decorrelated colours (off: plain RGB)")
     size: int = setting(224, "side of the square images in pixels", low=MIN_SIDE, high=MAX_SIDE)
-    steps: int = setting(512, "optimization steps", low=1, high=10000)
+    steps: int = setting(512, "optimization steps", low=1, high=MAX_STEPS)
     lr: float = setting(0.05, "Adam step size", above=0, high=10)
     seed: int = _seed("random seed of the first image; image k uses SEED + k")
     precision: str = _precision()

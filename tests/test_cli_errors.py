@@ -189,7 +189,7 @@ BAD_ARGS = {  # name -> (extra arguments, expected words)
     "negative channel": (["--channel", "-1"], ["channel -1", "512 channels"]),
     "channel of squeezenet": (["--model", "squeezenet1_1", "--layer", "fire2", "--channel", "200"],
                               ["fire2 has 128 channels"]),
-    "zero steps": (["--steps", "0"], ["--steps", "from 1 to 1000"]),
+    "zero steps": (["--steps", "0"], ["--steps", "from 1 to 10,000"]),
     "negative octaves": (["--octaves", "-2"], ["--octaves", "from 1 to 16"]),
     "octaves not a number": (["--octaves", "four"], ["--octaves", "four"]),
     "octave scale 1": (["--octave-scale", "1"], ["--octave-scale", "above 1"]),
@@ -438,6 +438,7 @@ def test_debug_shows_the_traceback_of_a_user_error(workdir, capsys):
     assert rc == 2 and "Traceback" in err and err.strip().splitlines()[-1].endswith("no such file")
 
 
+@pytest.mark.slow
 def test_real_process_exit_code_and_stderr(workdir):
     """The console scripts themselves: exit status 2 and one line, no traceback."""
     (workdir / "cut.jpg").write_bytes(BAD_IMAGES["truncated jpeg"][1])

@@ -99,6 +99,7 @@ def test_pca_finds_a_planted_direction_with_its_heavy_tail_positive():
     assert ratio[0] > 0.8 > ratio[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["mean", "probe"])
 def test_held_out_accuracy_is_high_on_signal_and_chance_on_noise(method):
     generator = torch.Generator().manual_seed(1)
@@ -116,6 +117,7 @@ def _cat_probability(net, image: torch.Tensor) -> float:
         return net(image[None]).softmax(-1)[0, CAT_CLASSES].sum().item()
 
 
+@pytest.mark.slow
 @requires_weights
 def test_cat_direction_separates_crops_and_dreams_cats_in_and_out(googlenet, tmp_path, capsys):
     """Acceptance: fit chelsea vs coffee crops, then `dream --direction` (+ and --negate)."""

@@ -136,6 +136,7 @@ def single(tmp_path_factory):
     return _tiles(folder / "out")
 
 
+@pytest.mark.slow
 @requires_weights
 def test_torchrun_two_ranks_renders_the_same_pixels_as_one_process(tmp_path, single):
     out = tmp_path / "out"
@@ -148,6 +149,7 @@ def test_torchrun_two_ranks_renders_the_same_pixels_as_one_process(tmp_path, sin
     assert (out / "sheet.png").is_file() and (out / "index.html").is_file()
 
 
+@pytest.mark.slow
 @requires_weights
 def test_killed_torchrun_resumes_without_redoing_finished_tiles(tmp_path, single):
     config, out = _config(tmp_path), tmp_path / "out"
@@ -188,6 +190,7 @@ def test_killed_torchrun_resumes_without_redoing_finished_tiles(tmp_path, single
     ({"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1"}, ["within 2 s", "torchrun"]),
     ({"WORLD_SIZE": "2", "DREAMKIT_RENDEZVOUS_TIMEOUT": "soon"}, ["DREAMKIT_RENDEZVOUS_TIMEOUT"]),
 ])
+@pytest.mark.slow
 def test_a_stale_world_size_is_one_line_not_a_hang(env, words, tmp_path):
     """WORLD_SIZE left in a shell hung a plain gallery run for up to 24 h (or exit 1)."""
     from tests.helpers import small_png

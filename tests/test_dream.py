@@ -22,6 +22,7 @@ def _rms(net, image: torch.Tensor, layer: str) -> float:
         return capture(net, image[None], [layer])[layer].pow(2).mean().sqrt().item()
 
 
+@pytest.mark.slow
 @requires_weights
 def test_cli_dream_raises_the_layer_norm(tmp_path):
     """The acceptance run: `dream chelsea.jpg --layer inception4c -o out.png` with defaults."""

@@ -86,6 +86,7 @@ def _kill_mid_write(proc: subprocess.Popen, folder: Path, sig: signal.Signals) -
     return False
 
 
+@pytest.mark.slow
 @requires_weights
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_killed_mid_write(sig, big_image, tmp_path):
@@ -107,6 +108,7 @@ def test_killed_mid_write(sig, big_image, tmp_path):
         assert rc in (-signal.SIGKILL, 0), err
 
 
+@pytest.mark.slow
 @requires_weights
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_killed_at_a_random_moment(sig, big_image, tmp_path):

@@ -56,6 +56,7 @@ def test_run_from_a_layer_gives_the_logits(googlenet, photo):
                               rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 @requires_weights
 def test_cli_writes_table_and_plot(tmp_path):
     """A small run of the acceptance command: two small photos, one crop each, a few layers,

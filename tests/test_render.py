@@ -91,6 +91,7 @@ def test_redirected_relu_passes_upward_gradient_only_for_dead_images():
     assert plain.grad.tolist() == [[0.0, 0.0]]
 
 
+@pytest.mark.slow
 def test_batched_render_of_64_channels_equals_64_single_renders(googlenet):
     """Acceptance 5: image i of a batch = a render of channel i alone with seed + i.
 
@@ -133,3 +134,29 @@ def test_vis_command_writes_pngs_with_metadata_and_a_grid(googlenet, tmp_path):
     assert record["ran"]["precision"] == "fp32" and record["ran"]["threads"] >= 1
     assert load_image(out / "grid.png").shape[-1] > 64
     assert main(["vis", "--layer", "inception3a", "--channels", "300", "-o", str(out)]) == 2
+
+
+def test_the_loop_is_open_to_a_param_an_optimizer_and_a_step_callback():
+    """`render` takes a parameterization instance, an optimizer factory and `on_step`."""
+    from dreamkit.models import load_model
+    from dreamkit.param import PixelParam
+
+    net = load_model("squeezenet1_1", random_weights=True)
+    param = PixelParam((40, 40), _generators([1, 2]))
+    made, seen = [], []
+
+    def sgd(params):
+        optimizer = torch.optim.SGD(params, lr=0.5)
+        made.append(optimizer)
+        return optimizer
+
+    def watch(step, images, values):
+        seen.append((step, tuple(images.shape), tuple(values.shape)))
+
+    result = render(net, channel("fire3", [3, 5]), param=param, optimizer=sgd, on_step=watch,
+                    steps=5, transforms=[])
+    assert len(made) == 1 and isinstance(made[0], torch.optim.SGD)
+    assert seen == [(t, (2, 3, 40, 40), (2,)) for t in range(5)]
+    assert result.images.shape == (2, 3, 40, 40)
+    torch.testing.assert_close(result.images, param().detach())  # the instance was optimized
+    assert result.history[-1].sum() > result.history[0].sum()

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from dreamkit.dream import DreamSettings, dream, octave_sizes
@@ -45,6 +46,7 @@ def test_one_gradient_per_octave_shape_with_the_options(googlenet, photo, monkey
     assert made == [((1, 3, *size), torch.bfloat16, 0) for size in sizes]
 
 
+@pytest.mark.slow
 @requires_weights
 def test_bench_quick_smoke(tmp_path):
     """`scripts/bench.py --quick` at tiny sizes: every case runs and the JSON has the ratios."""

@@ -13,6 +13,8 @@ from dreamkit.imagenet import class_index
 from dreamkit.objectives import channel, class_logit
 from dreamkit.render import render
 
+pytestmark = pytest.mark.slow
+
 SPREAD = list(range(0, 64, 4))  # 16 channels spread over the layer
 CLASSES = ["goldfish", "flamingo", "golden retriever", "monarch", "strawberry", "pineapple",
            "volcano", "school bus", "teapot", "jellyfish"]

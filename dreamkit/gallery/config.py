@@ -34,6 +34,7 @@ from dreamkit.settings import (
     RenderSettings,
     check,
     check_text,
+    label,
 )
 from dreamkit.strict import only_keys, typed
 from dreamkit.targets import Target
@@ -123,7 +124,7 @@ def _axis(config: Mapping[str, object], which: str, kind: str) -> Axis:
     values = table["values"]
     if not isinstance(values, list) or not 1 <= len(values) <= MAX_AXIS_VALUES:
         raise DreamkitError(f"{which}.values must be a list of 1 to {MAX_AXIS_VALUES} values")
-    checked = tuple(check(str(name), v, bounds[name]) for v in values)  # type: ignore[index]
+    checked = tuple(check(label(str(name)), v, bounds[name]) for v in values)  # type: ignore[index]
     if len(set(map(repr, checked))) != len(checked):
         raise DreamkitError(f"{which}.values: a value is repeated")
     return Axis(str(name), checked)
@@ -183,7 +184,7 @@ def parse_gallery(config: Mapping[str, object], base: Path = Path(".")) -> Galle
               "image": None, "precision": None}
     for key in fields:
         if key in config:
-            fields[key] = check(key, config[key], FIELDS[key])
+            fields[key] = check(label(key), config[key], FIELDS[key])
     if kind == "render" and (fields["image"] is not None or "image" in (rows.name, columns.name)):
         raise DreamkitError("render tiles start from noise; they take no image")
     photos: dict[Path, Photo] = {}
