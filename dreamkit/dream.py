@@ -107,15 +107,16 @@ def dream(
     """Dream `image` (3, H, W) or (B, 3, H, W), RGB in [0, 1]; returns the same shape (the
     longer side `settings.size` when that is set).
 
-    Settings come from `settings` (`DreamSettings`) with keyword overrides (`steps=5`,
-    `precision="fp32"`, `tile=0`). `objective` defaults to the norm of the model's default
-    layer. `on_octave(index, image)` is called after each octave with the dream so far at the
-    output size; `on_step(step, image, values)` after every step. `plans` forces each
-    octave's gradient plan (a record's); `ran`, when given, is filled with what really ran
-    (device, precision, plans). Raises DivergedError when a loss or gradient is not finite
-    (checked once per octave, so the loop never waits on a GPU).
+    Settings come from `settings` (`DreamSettings`; default: the classic ones, or the model's
+    own `dream_defaults`) with keyword overrides (`steps=5`, `precision="fp32"`, `tile=0`).
+    `objective` defaults to the norm of the model's default layer. `on_octave(index, image)`
+    is called after each octave with the dream so far at the output size; `on_step(step,
+    image, values)` after every step. `plans` forces each octave's gradient plan (a record's);
+    `ran`, when given, is filled with what really ran (device, precision, plans). Raises
+    DivergedError when a loss or gradient is not finite (checked once per octave, so the loop
+    never waits on a GPU).
     """
-    settings = (settings or DreamSettings()).replace(**overrides)
+    settings = (settings or DreamSettings(**net.dream_defaults)).replace(**overrides)
     image = check_images(image, "image")
     objective = as_objective(objective or net.layers.default).prepare(net)
     single = image.dim() == 3

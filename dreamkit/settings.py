@@ -123,11 +123,12 @@ def label(name: str) -> str:
     return f"{name} (--{name.replace('_', '-')})"
 
 
-def setting(default: Any, help: str, **bounds: Any) -> Any:
+def setting(default: Any, help: str, *, unset: str = "", **bounds: Any) -> Any:
     """A dataclass field with its bounds and help text (the type follows the default unless
-    `kind` is given)."""
+    `kind` is given); `unset` says what a None default means."""
     kind = bounds.pop("kind", type(default))
-    return field(default=default, metadata={"bounds": Bounds(kind, **bounds), "help": help})
+    return field(default=default, metadata={"bounds": Bounds(kind, **bounds), "help": help,
+                                            "unset": unset})
 
 
 def _seed(help: str) -> Any:
@@ -161,6 +162,12 @@ class Settings:
         """{field: (default, bounds, help)} in declaration order."""
         return {f.name: (None if f.default is MISSING else f.default, f.metadata["bounds"],
                          f.metadata["help"]) for f in fields(cls)}  # type: ignore[arg-type]
+
+    @classmethod
+    def shown_default(cls, name: str) -> str:
+        """The default as `--help` shows it (what a None default means)."""
+        f = next(f for f in fields(cls) if f.name == name)  # type: ignore[arg-type]
+        return f.metadata["unset"] if f.default is None else str(f.default)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)  # type: ignore[call-overload]
@@ -196,13 +203,13 @@ class DreamSettings(Settings):
     jitter: int = setting(32, "largest random shift per step, pixels", low=0, high=1024)
     blur: float = setting(0.5, "gradient smoothing sigma in pixels, 0 = off", low=0, high=64)
     seed: int = _seed("random seed; the same seed gives the same image")
-    size: int | None = setting(None, "resize the photo so its longer side is PX pixels "
-                               "(default: keep its size)", kind=int, low=MIN_SIDE, high=MAX_SIDE,
-                               optional=True)
+    size: int | None = setting(None, "resize the photo so its longer side is PX pixels",
+                               unset="the photo's own size", kind=int, low=MIN_SIDE,
+                               high=MAX_SIDE, optional=True)
     precision: str = _precision()
-    tile: int | None = setting(None, "compute gradients on PX-pixel tiles; 0 = never "
-                               "(default: only for images too big for the free memory)",
-                               kind=int, low=0, high=8192, optional=True,
+    tile: int | None = setting(None, "compute gradients on PX-pixel tiles; 0 = never",
+                               unset="only for images too big for the free memory", kind=int,
+                               low=0, high=8192, optional=True,
                                rule=(_tile_rule, "0 or a multiple of 32"))
 
 

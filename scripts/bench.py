@@ -6,7 +6,9 @@
   (b) channel visualizations of inception4c (fft + decorrelated, standard transforms):
       dreamkit's `render` of all channels in one batch vs one channel at a time;
   (c) one step of (b)'s batched render vs a bare fp32 forward + backward of the truncated
-      network at the same batch and size (dreamkit's overhead).
+      network at the same batch and size (dreamkit's overhead);
+  (d) (b)'s batched render on torchvision's GoogLeNet, wrapped generically (`dreamkit.wrap`,
+      fx-truncated) vs the same weights as dreamkit's staged `googlenet` (the cost of wrapping).
 
 Times are medians over `--repeats` runs after one warm-up run; peak memory is
 `torch.cuda.max_memory_allocated` on CUDA and the process's peak resident set (VmHWM, reset
@@ -36,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dreamkit import load_model  # noqa: E402
 from dreamkit.dream import DreamSettings, dream, octave_sizes  # noqa: E402
+from dreamkit.models.base import Model  # noqa: E402
 from dreamkit.models.lrn import LocalResponseNorm  # noqa: E402
-from dreamkit.models.staged import StagedNet  # noqa: E402
 from dreamkit.objectives import channel  # noqa: E402
 
 LAYER = "inception4c"
@@ -93,7 +95,7 @@ def measure(fn: Callable[[], object], device: torch.device, repeats: int) -> dic
 # ------------------------------------------------------------------------------ references
 
 
-def stock_network(net: StagedNet) -> StagedNet:
+def stock_network(net: Model) -> Model:
     """A copy of `net` with PyTorch's own LocalResponseNorm, as a user's port would have."""
     plain = copy.deepcopy(net).to(memory_format=torch.contiguous_format)
     for parent in plain.modules():
@@ -104,7 +106,7 @@ def stock_network(net: StagedNet) -> StagedNet:
     return plain
 
 
-def truncated_forward(net: StagedNet, x: torch.Tensor, layer: str) -> torch.Tensor:
+def truncated_forward(net: Model, x: torch.Tensor, layer: str) -> torch.Tensor:
     """The activations of `layer`, running the stages up to it and no further."""
     x = net.preprocess(x)
     for name, stage in net.stages.items():
@@ -114,7 +116,7 @@ def truncated_forward(net: StagedNet, x: torch.Tensor, layer: str) -> torch.Tens
     raise KeyError(layer)
 
 
-def reference_dream(net: StagedNet, image: torch.Tensor, settings: DreamSettings) -> torch.Tensor:
+def reference_dream(net: Model, image: torch.Tensor, settings: DreamSettings) -> torch.Tensor:
     """The notebook's octave DeepDream, plainly: roll, L2 objective, step = lr g / mean|g|."""
     generator = torch.Generator().manual_seed(settings.seed)
     sizes = octave_sizes(image.shape[-2], image.shape[-1], settings)
@@ -136,7 +138,7 @@ def reference_dream(net: StagedNet, image: torch.Tensor, settings: DreamSettings
     return x
 
 
-def bare_step(net: StagedNet, x: torch.Tensor) -> None:
+def bare_step(net: Model, x: torch.Tensor) -> None:
     """One fp32 forward + backward of the truncated network: the floor a step cannot beat."""
     x = x.detach().requires_grad_(True)
     truncated_forward(net, x, LAYER).mean().backward()
@@ -145,7 +147,7 @@ def bare_step(net: StagedNet, x: torch.Tensor) -> None:
 # ------------------------------------------------------------------------------ the cases
 
 
-def bench_dream(net: StagedNet, device: torch.device, size: int, steps: int,
+def bench_dream(net: Model, device: torch.device, size: int, steps: int,
                 repeats: int) -> list[dict]:
     generator = torch.Generator().manual_seed(0)
     image = F.interpolate(torch.rand(1, 3, size // 16, size // 16, generator=generator),
@@ -163,7 +165,7 @@ def bench_dream(net: StagedNet, device: torch.device, size: int, steps: int,
     return [dict(case=what, variant=v, **measure(fn, device, repeats)) for v, fn in rows]
 
 
-def bench_render(net: StagedNet, device: torch.device, channels: int, steps: int, size: int,
+def bench_render(net: Model, device: torch.device, channels: int, steps: int, size: int,
                  repeats: int, single: bool) -> list[dict]:
     """The batched render, preceded by the one-at-a-time renders when `single`."""
     from dreamkit.render import render
@@ -182,7 +184,7 @@ def bench_render(net: StagedNet, device: torch.device, channels: int, steps: int
                         **measure(batched, device, repeats))]
 
 
-def bench_overhead(net: StagedNet, device: torch.device, render_row: dict, channels: int,
+def bench_overhead(net: Model, device: torch.device, render_row: dict, channels: int,
                    steps: int, size: int, repeats: int) -> list[dict]:
     x = torch.rand(channels, 3, size, size, device=device)
     plain = stock_network(net)
@@ -192,6 +194,48 @@ def bench_overhead(net: StagedNet, device: torch.device, render_row: dict, chann
     step = dict(case=what, variant="dreamkit render step (batched run / steps)",
                 seconds=render_row["seconds"] / steps, peak_mb=render_row["peak_mb"])
     return [bare, step]
+
+
+def bench_wrapped(device: torch.device, channels: int, steps: int, size: int,
+                  repeats: int) -> list[dict]:
+    """torchvision's GoogLeNet, the same weights, staged by hand and wrapped generically."""
+    import torchvision
+
+    from dreamkit.models.torchvision_zoo import Halves, googlenet
+    from dreamkit.models.wrapped import wrap
+    from dreamkit.render import render
+
+    torch.manual_seed(0)
+    module = torchvision.models.googlenet(weights=None, aux_logits=False, transform_input=False,
+                                          init_weights=True)
+    staged = googlenet(module.state_dict())
+    nets = {"staged googlenet (hand-written stages)": staged,
+            "torchvision GoogLeNet wrapped generically": wrap(module, Halves(), "googlenet")}
+    what = f"(d) render of {channels} channels of {LAYER}, {steps} steps, {size} px"
+    runs = {}
+    for variant, net in nets.items():
+        net = net.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
+        runs[variant] = lambda net=net: render(net, channel(LAYER, list(range(channels))),
+                                               size=size, steps=steps)
+    return [dict(case=what, variant=v, **m) for v, m in interleaved(runs, device, repeats).items()]
+
+
+def interleaved(runs: dict[str, Callable[[], object]], device: torch.device,
+                repeats: int) -> dict[str, dict]:
+    """`measure` for variants that are compared with each other: their runs alternate, so a
+    change in the machine's load falls on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for fn in runs.values():
+        fn()  # warm-up
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: {"seconds": statistics.median(t), "times": t, "peak_mb": _peak_mb(device)}
+            for name, t in times.items()}
 
 
 def ratios(rows: list[dict]) -> dict[str, float]:
@@ -208,6 +252,9 @@ def ratios(rows: list[dict]) -> dict[str, float]:
                                           / by["dreamkit render, one channel at a time"])
     if BARE in by:
         out["render step / bare step"] = by["dreamkit render step (batched run / steps)"] / by[BARE]
+    if "staged googlenet (hand-written stages)" in by:
+        out["wrapped / staged googlenet"] = (by["torchvision GoogLeNet wrapped generically"]
+                                             / by["staged googlenet (hand-written stages)"])
     return out
 
 
@@ -225,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a CPU smoke run")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--cases", default="abc", help="which of the cases a, b, c to run")
+    parser.add_argument("--cases", default="abcd", help="which of the cases a-d to run")
     parser.add_argument("-o", "--output", metavar="JSON", help="write the results here")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads (default: torch's, one per core)")
@@ -250,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         if "c" in args.cases:
             rows += bench_overhead(net, device, rendered[-1], sizes["channels"],
                                    sizes["vis_steps"], sizes["vis_size"], sizes["repeats"])
+    if "d" in args.cases:
+        rows += bench_wrapped(device, sizes["channels"], sizes["vis_steps"], sizes["vis_size"],
+                              sizes["repeats"])
     summary = ratios(rows)
     machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
                else f"{platform.processor() or platform.machine()}, "

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GALLERY = ROOT / "gallery"
 LIMIT = 8 * 2**20  # bytes for all of gallery/
 ZOOM = ["zoom", str(GALLERY / "chelsea.jpg"), "--frames", "24", "--zoom", "1.04", "--fps", "8",
-        "--side", "160", "--octaves", "2", "--steps", "6", "--layer", "inception4c", "-q",
+        "--size", "160", "--octaves", "2", "--steps", "6", "--layer", "inception4c", "-q",
         "-o", str(GALLERY / "zoom.gif")]
 
 

@@ -81,14 +81,21 @@ def test_one_message_from_every_door(mistake, message, workdir, capsys):
 
 def test_every_settings_field_has_bounds_help_and_a_flag():
     from dreamkit.cli import build_parser
+    from dreamkit.commands.common import settings_from
 
     parser = build_parser()
-    helps = {"dream": parser.parse_args(["dream", "x.jpg"]),
-             "vis": parser.parse_args(["vis", "--channels", "1", "-o", "x"])}
-    for kind, args in ((DreamSettings, helps["dream"]), (RenderSettings, helps["vis"])):
-        for name, (default, bounds, text) in kind.spec().items():
+    parsed = {DreamSettings: parser.parse_args(["dream", "x.jpg"]),
+              RenderSettings: parser.parse_args(["vis", "--channels", "1", "-o", "x"])}
+    for kind, args in parsed.items():
+        assert settings_from(args, kind) == kind()  # no flag given: the fields' defaults
+        for name, (_, bounds, text) in kind.spec().items():
             assert text and bounds.describe()
-            assert getattr(args, name) == default, (kind.kind, name)
+            assert getattr(args, name) is None, (kind.kind, name)
+    lite = parser.parse_args(["dream", "x.jpg", "--model", "efficientnet_lite0", "--lr", "3"])
+    made = settings_from(lite, DreamSettings, {"steps": 30, "lr": 2.0})
+    assert (made.steps, made.lr) == (30, 3.0)  # the model's default, unless a flag says else
+    off = parser.parse_args(["vis", "--channels", "1", "-o", "x", "--no-decorrelate"])
+    assert settings_from(off, RenderSettings).decorrelate is False
     for kind in (DreamSettings, RenderSettings, ZoomSettings):
         assert kind.from_dict(kind().to_dict()) == kind()
 

@@ -58,8 +58,8 @@ def test_bench_quick_smoke(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "| ratio | value |" in done.stdout
     record = json.loads(out.read_text())
-    assert record["device"] == "cpu" and len(record["rows"]) == 7
+    assert record["device"] == "cpu" and len(record["rows"]) == 9
     assert set(record["ratios"]) == {
         "dream / reference (stock modules)", "dream / reference (dreamkit's network)",
-        "batched / one at a time", "render step / bare step"}
+        "batched / one at a time", "render step / bare step", "wrapped / staged googlenet"}
     assert all(row["seconds"] > 0 and row["peak_mb"] > 0 for row in record["rows"])

@@ -8,9 +8,8 @@ import argparse
 import re
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from dreamkit.errors import DreamkitError
 from dreamkit.files import FileError, check_not_input
@@ -18,36 +17,32 @@ from dreamkit.models.catalog import DEFAULT_MODEL
 from dreamkit.settings import DEFAULT_MAX_PIXELS, SAVE_EXTENSIONS, Settings, check_threads
 
 
-def add_settings(group: argparse._ArgumentGroup, kind: type[Settings], *,
-                 skip: Iterable[str] = (), defaults: dict[str, Any] | None = None) -> None:
+def add_settings(group: argparse._ArgumentGroup, kind: type[Settings]) -> None:
     """One flag per field of `kind` (`--octave-scale`, `--no-decorrelate`), with its help,
-    bounds and default; values are checked when the settings are made (`settings_from`)."""
-    defaults = defaults or {}
+    bounds and default. A flag not given stays None, so the model's own defaults (if any) or
+    the field's apply (`settings_from`); values are checked when the settings are made."""
     for name, (default, bounds, help_text) in kind.spec().items():
-        if name in skip:
-            continue
-        default = defaults.get(name, default)
         flag = f"--{name.replace('_', '-')}"
         if bounds.kind is bool:
-            if default:
-                group.add_argument(f"--no-{name.replace('_', '-')}", dest=name,
-                                   action="store_false", help=f"{help_text} (default: on)")
-            else:
-                group.add_argument(flag, dest=name, action="store_true",
-                                   help=f"{help_text} (default: off)")
+            off = f"--no-{name.replace('_', '-')}"
+            group.add_argument(off if default else flag, dest=name, action="store_const",
+                               const=not default, default=None,
+                               help=f"{help_text} (default: {'on' if default else 'off'})")
             continue
         limits = "" if bounds.choices else f"; {bounds.describe()}"
-        shown = "auto" if default is None else default
-        group.add_argument(flag, dest=name, type=bounds.kind, default=default,
-                           choices=bounds.choices or None, metavar=None if bounds.choices
-                           else ("PX" if name in ("size", "tile") else "N"),
-                           help=f"{help_text} (default: {shown}{limits})")
+        metavar = None if bounds.choices else "PX" if name in ("size", "tile") else \
+            "N" if bounds.kind is int else "X"
+        group.add_argument(flag, dest=name, type=bounds.kind, default=None,
+                           choices=bounds.choices or None, metavar=metavar,
+                           help=f"{help_text} (default: {kind.shown_default(name)}{limits})")
 
 
-def settings_from(args: argparse.Namespace, kind: type[Settings], **fixed: Any) -> Any:
-    """The settings of `kind` from the parsed flags (checked: one line per mistake)."""
-    values = {name: getattr(args, name) for name in kind.spec() if hasattr(args, name)}
-    return kind(**{**values, **fixed})
+def settings_from(args: argparse.Namespace, kind: type[Settings], base: dict | None = None):
+    """The settings of `kind` from the flags given, over `base` (a model's own defaults) over
+    the fields' defaults; checked, one line per mistake."""
+    given = {name: getattr(args, name) for name in kind.spec()
+             if getattr(args, name, None) is not None}
+    return kind(**{**(base or {}), **given})
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -35,7 +35,7 @@ from dreamkit.commands.common import (
     table_and_model,
 )
 from dreamkit.errors import DreamkitError
-from dreamkit.models.catalog import DEFAULT_MODEL
+from dreamkit.models.catalog import DEFAULT_MODEL, dream_defaults
 from dreamkit.settings import DreamSettings
 from dreamkit.targets import Target
 
@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-partial", action="store_true",
                         help="on Ctrl-C, save the dream as of the last finished octave")
     add_target_arguments(parser)
-    how = parser.add_argument_group("dream settings (bounds in brackets)")
+    how = parser.add_argument_group("dream settings")
     add_settings(how, DreamSettings)
     how.add_argument("--auto-recover", action="store_true",
                      help="if the dream diverges (NaN/inf), retry at half the lr, up to "
@@ -105,7 +105,7 @@ def default_output(image: str, target: Target, model: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     from dreamkit.records import Photo, Recipe
 
-    settings = settings_from(args, DreamSettings)
+    settings = settings_from(args, DreamSettings, dream_defaults(args.model))
     table, net = table_and_model(args)
     target = target_of(args, table)
     from dreamkit.precision import resolve_precision

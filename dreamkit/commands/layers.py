@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
         from dreamkit.models.registry import load_model
 
         table = load_model(args.model, random_weights=True).layers
-        note = " (discovered with random weights: the table does not depend on them, and " \
-               "nothing was downloaded)"
+        note = "; discovered with random weights, which it does not depend on: nothing " \
+               "was downloaded"
     defaults = set(table.defaults.values())
     width = max(14, *(len(layer.name) for layer in table))
     print(f"{'layer':<{width}} {'tier':<5} {'channels':>8} {'stride':>7}   ({table.model}{note})")

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--layer", "-l", help="layer of --channels (a name or low|mid|high)")
     what.add_argument("--neuron", action="store_true",
                       help="with --channels: the centre neuron instead of the whole channel")
-    how = parser.add_argument_group("render settings (bounds in brackets)")
+    how = parser.add_argument_group("render settings")
     add_settings(how, RenderSettings)
     how.add_argument("--batch", type=int, default=64, metavar="N",
                      help="images optimized together; lowered to fit the budget of "

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from dreamkit.commands import common
 from dreamkit.commands.dream import add_target_arguments, target_of
+from dreamkit.models.catalog import dream_defaults
 from dreamkit.settings import DreamSettings, ZoomSettings
 
 VIDEO_EXTENSIONS = (".gif", ".mp4")
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from dreamkit.zoom import check_video_path
 
     video = common.settings_from(args, ZoomSettings)
-    settings = common.settings_from(args, DreamSettings)
+    settings = common.settings_from(args, DreamSettings, dream_defaults(args.model))
     out = Path(args.output or f"{Path(args.image).stem}_zoom.gif")
     check_video_path(out)
     table, net = common.table_and_model(args)

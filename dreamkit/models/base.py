@@ -28,6 +28,7 @@ class Model(nn.Module):
 
     name: str
     layers: LayerTable
+    dream_defaults: dict = {}  # DreamSettings fields this model dreams best with
 
     def capture(self, images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         """Activations of `layers` (names of the table), computing nothing past the deepest."""

@@ -116,6 +116,8 @@ def load_model(
     else:
         raise unknown_model(spec)
     net = net.eval().requires_grad_(False)
+    if entry is not None:
+        net.dream_defaults = dict(entry.dream)
     # channels_last is what oneDNN and cuDNN run fastest; images are made so in `tiling`
     return net.to(device=device, memory_format=torch.channels_last)
 

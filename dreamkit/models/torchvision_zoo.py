@@ -7,6 +7,7 @@ safetensors in the dreamkit cache).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -40,12 +41,25 @@ def _staged(name: str, preprocess: nn.Module, stages: list[tuple[str, nn.Module]
     return make_switchable(net)  # type: ignore[return-value]
 
 
+def _unfuse_relus(net: nn.Module) -> None:
+    """torchvision's BasicConv2d applies a functional ReLU; rebuild each as conv, bn and a
+    `SwitchableReLU` module (same keys, same math) so the redirected ReLU reaches it."""
+    from torchvision.models.googlenet import BasicConv2d
+
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, BasicConv2d):
+                setattr(parent, name, nn.Sequential(OrderedDict(
+                    conv=child.conv, bn=child.bn, relu=nn.ReLU())))
+
+
 def googlenet(state: State) -> StagedNet:
     net = torchvision.models.googlenet(
         weights=None, aux_logits=False, transform_input=False, init_weights=state is None
     )
     if state is not None:
         net.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux")})
+    _unfuse_relus(net)
     names = ["conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b",
              "maxpool3", "inception4a", "inception4b", "inception4c", "inception4d",
              "inception4e", "maxpool4", "inception5a", "inception5b"]

@@ -143,8 +143,8 @@ class WrappedModel(Model):
             except Exception:  # noqa: BLE001 - fx cannot trace it: hooks from now on
                 self._traceable = False
                 make_switchable(self.module)
-        if self._traceable:
-            return self._graphs[paths](x)
+        if self._traceable:  # forward(): GraphModule's __call__ prints every error it sees
+            return self._graphs[paths].forward(x)
         return hooked(self.module, x, paths)
 
     def capture(self, images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
