@@ -6,9 +6,10 @@ from collections.abc import Iterable
 
 import torch
 
+from dreamkit.errors import DreamkitError
 from dreamkit.layers import LOGITS
 from dreamkit.models.base import Model
-from dreamkit.tensors import check_images
+from dreamkit.tensors import check_images, check_model
 
 __all__ = ["LOGITS", "capture", "capture_resolved"]
 
@@ -25,5 +26,8 @@ def capture_resolved(net: Model, images: torch.Tensor, layers: Iterable[str]
 def capture(net: Model, images: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
     """Activations of `layers` for `images` (B, 3, H, W) or (3, H, W), RGB in [0, 1], keyed by
     the names asked for; the network stops after the deepest one."""
+    check_model(net)
     images = check_images(images, "images")
-    return capture_resolved(net, images[None] if images.dim() == 3 else images, layers)
+    if isinstance(layers, str) or not all(isinstance(layer, str) for layer in layers):
+        raise DreamkitError(f"layers must be a list of layer names, not {layers!r:.80}")
+    return capture_resolved(net, images[None] if images.dim() == 3 else images, list(layers))

@@ -34,6 +34,7 @@ from dreamkit.models.base import Model
 from dreamkit.version import __version__
 
 FORMAT = "dreamkit-directions/1"
+MAX_BYTES = 2**28  # a direction file is (K, C) float32: far smaller than this
 METHODS = ("mean", "probe", "pca")
 _TENSOR = "directions"
 _KEYS = {"format", "dreamkit", "model", "layer", "method", "stats"}
@@ -87,7 +88,7 @@ def load_directions(
 ) -> Directions:
     """Read a direction file, refusing one made for another `model` or `layer` when given
     (`table`, the model's layer table, resolves the layer name and checks the channels)."""
-    regular_file(path, "direction file")
+    regular_file(path, "direction file", MAX_BYTES)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

@@ -22,7 +22,7 @@ from dreamkit.models.base import Model
 from dreamkit.objectives import Objective, as_objective
 from dreamkit.precision import precision_name, resolve_precision
 from dreamkit.settings import DreamSettings
-from dreamkit.tensors import check_images
+from dreamkit.tensors import check_images, check_kind, check_model
 from dreamkit.tiling import Gradient, image_gradient
 from dreamkit.transforms import gaussian_blur
 
@@ -53,6 +53,14 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == size:
         return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def _known(overrides: dict) -> dict:
+    unknown = set(overrides) - set(DreamSettings.spec())
+    if unknown:
+        raise DreamkitError(f"dream() got unknown settings {', '.join(sorted(unknown))} (known: "
+                            f"{', '.join(DreamSettings.spec())})")
+    return overrides
 
 
 def fit_side(image: torch.Tensor, side: int | None) -> torch.Tensor:
@@ -116,7 +124,10 @@ def dream(
     DivergedError when a loss or gradient is not finite (checked once per octave, so the loop
     never waits on a GPU).
     """
-    settings = (settings or DreamSettings(**net.dream_defaults)).replace(**overrides)
+    check_model(net)
+    settings = settings if settings is not None else DreamSettings(**net.dream_defaults)
+    check_kind(settings, DreamSettings, "settings")
+    settings = settings.replace(**_known(overrides))
     image = check_images(image, "image")
     objective = as_objective(objective or net.layers.default).prepare(net)
     single = image.dim() == 3

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import math
 import os
 import re
 import secrets
@@ -243,6 +245,22 @@ def ctrl_c_deferred() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
         if caught:
             signal.raise_signal(signal.SIGINT)
+
+
+def _finite(value: object) -> object:
+    """`value` with every NaN or infinity replaced by None (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(inner) for key, inner in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(inner) for inner in value]
+    return value
+
+
+def write_json(path: str | os.PathLike[str], data: object) -> Path:
+    """Write strict JSON atomically: a number that is not finite is written as null."""
+    return write_text(path, json.dumps(_finite(data), indent=1, allow_nan=False) + "\n")
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -23,7 +23,6 @@ architecture with random weights (not for superposition, which needs features to
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -35,7 +34,7 @@ import torch
 from dreamkit.capture import capture_resolved as capture
 from dreamkit.directions import activations, principal_directions
 from dreamkit.errors import DreamkitError
-from dreamkit.files import atomic_path
+from dreamkit.files import atomic_path, write_json
 from dreamkit.image_io import save_image
 from dreamkit.models.base import Model
 from dreamkit.objectives import direction
@@ -205,8 +204,7 @@ def write_table(rows: Sequence[Row], outdir: str | os.PathLike[str], info: dict)
     """`linearity.json` (info + rows) and `linearity.csv` in `outdir`."""
     outdir = Path(outdir)
     json_path, csv_path = outdir / "linearity.json", outdir / "linearity.csv"
-    with atomic_path(json_path) as tmp:
-        tmp.write_text(json.dumps({**info, "rows": [asdict(r) for r in rows]}, indent=1) + "\n")
+    write_json(json_path, {**info, "rows": [asdict(r) for r in rows]})
     with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(Row.__dataclass_fields__))
         writer.writeheader()

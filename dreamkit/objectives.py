@@ -308,7 +308,8 @@ def as_objective(spec: Objective | str) -> Objective:
     if isinstance(spec, Objective):
         return spec
     if not isinstance(spec, str):
-        raise TypeError(f"not an objective: {spec!r}")
+        raise DreamkitError(f"an objective must be an Objective or a layer name (LAYER or "
+                            f"LAYER:CHANNEL), not {type(spec).__name__}")
     layer, sep, index = spec.partition(":")
     if not sep:
         return layer_norm(layer)

@@ -210,6 +210,19 @@ def _ran(value: object, settings: DreamSettings | RenderSettings) -> dict:
     return ran
 
 
+def work(recipe: Recipe, photo_size: tuple[int, int] | None = None) -> int:
+    """The pixel-steps making `recipe` costs: a vis batch's pixels times its steps, a dream's
+    pixels summed over its octaves times the steps (`photo_size`: the photo as dreamed)."""
+    settings = recipe.settings
+    if recipe.command == "vis":
+        return len(recipe.batch) * settings.size ** 2 * settings.steps  # type: ignore[union-attr]
+    h, w = photo_size or (recipe.input.crop,) * 2  # type: ignore[union-attr]
+    pixels = sum(max(1, round(h / settings.octave_scale**i)) *  # type: ignore[union-attr]
+                 max(1, round(w / settings.octave_scale**i))  # type: ignore[union-attr]
+                 for i in range(settings.octaves))  # type: ignore[union-attr]
+    return pixels * settings.steps
+
+
 def read_record(path: str | Path) -> Record:
     """The checked record of a PNG written by dreamkit."""
     from dreamkit.image_io import read_png_text

@@ -30,6 +30,7 @@ from dreamkit.objectives import Objective, as_objective
 from dreamkit.param import ImageParam, make_param
 from dreamkit.precision import precision_name, resolve_precision
 from dreamkit.settings import RenderSettings, check_batch
+from dreamkit.tensors import check_kind, check_model
 from dreamkit.tiling import Gradient, image_gradient
 from dreamkit.transforms import Transform, apply_all, draw_all, standard
 
@@ -69,9 +70,8 @@ def make_step(gradient: Gradient, image: ImageParam, chain: Sequence[Transform],
 
 
 def _settings(settings: RenderSettings | None, overrides: dict) -> RenderSettings:
-    settings = settings or RenderSettings()
-    if not isinstance(settings, RenderSettings):
-        raise DreamkitError(f"settings must be RenderSettings, not {type(settings).__name__}")
+    settings = settings if settings is not None else RenderSettings()
+    check_kind(settings, RenderSettings, "settings")
     unknown = set(overrides) - set(RenderSettings.spec())
     if unknown:
         raise DreamkitError(f"render() got unknown settings {', '.join(sorted(unknown))} "
@@ -105,6 +105,7 @@ def render(
     current images (B, 3, H, W) and objective values (B,). `plan` forces the gradient plan
     (`full`, `chunk:N`; see `dreamkit.tiling`). `device` defaults to the network's.
     """
+    check_model(net)
     custom_param = param if isinstance(param, ImageParam) else None
     custom_chain = None if transforms is None or isinstance(transforms, str) else list(transforms)
     for name, value in (("param", param), ("transforms", transforms)):

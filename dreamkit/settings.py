@@ -35,6 +35,9 @@ MAX_K = 100.0  # largest |k| of a homogeneity scale
 MAX_CROPS = 256  # random crops per image
 MAX_CROP_SIDE = 1024
 DEFAULT_MAX_PIXELS = 64_000_000  # input images above this are refused (decompression bombs)
+MAX_MAX_PIXELS = 2**32  # the most --max-pixels may allow
+MAX_FOLDS = 100
+MAX_DIRECTIONS = 4096  # rows of a direction file asked for (pca -k)
 SAVE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")  # image files dreamkit writes
 
 

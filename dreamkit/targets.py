@@ -104,7 +104,7 @@ class Target:
         return target
 
     def _resolve_direction(self, table: LayerTable, model: str) -> Target:
-        from dreamkit.directions import load_directions
+        from dreamkit.directions import MAX_BYTES, load_directions
         from dreamkit.files import file_sha256
 
         path = Path(check_text("direction", self.file or "", MAX_PATH)).resolve()
@@ -114,7 +114,7 @@ class Target:
                                 f"{len(saved.vectors)} direction(s) (0 to "
                                 f"{len(saved.vectors) - 1})")
         return replace(self, layer=saved.layer, file=str(path),
-                       sha256=file_sha256(path, "direction file"))
+                       sha256=file_sha256(path, "direction file", MAX_BYTES))
 
     # ------------------------------------------------------------------ objectives
 

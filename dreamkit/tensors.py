@@ -1,6 +1,6 @@
-"""Checks of the image tensors handed to the Python API: float RGB in [0, 1], (3, H, W) or
-(B, 3, H, W); anything else is one DreamkitError naming the argument and what was expected
-(a uint8 or 0-255 image would otherwise dream as plain white)."""
+"""Checks of what the Python API is handed: images are float RGB in [0, 1], (3, H, W) or
+(B, 3, H, W), and models are dreamkit models; anything else is one DreamkitError naming the
+argument and what was expected (a uint8 or 0-255 image would otherwise dream as plain white)."""
 
 from __future__ import annotations
 
@@ -29,3 +29,18 @@ def check_images(images: object, name: str = "image") -> torch.Tensor:
         raise DreamkitError(f"{name} values must be finite and in [0, 1], not {low:g} to "
                             f"{high:g}{hint}")
     return images
+
+
+def check_model(net: object, name: str = "net") -> None:
+    """`net` must be a dreamkit model (`load_model` or `wrap` makes one)."""
+    from dreamkit.models.base import Model
+
+    if not isinstance(net, Model):
+        raise DreamkitError(f"{name} must be a dreamkit model (dreamkit.load_model(...) or "
+                            f"dreamkit.wrap(module)), not {type(net).__name__}")
+
+
+def check_kind(value: object, kind: type, name: str) -> None:
+    """`value` must be an instance of `kind` (a settings object, say)."""
+    if not isinstance(value, kind):
+        raise DreamkitError(f"{name} must be {kind.__name__}, not {type(value).__name__}")

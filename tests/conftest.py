@@ -59,3 +59,13 @@ def photo():
     from dreamkit.image_io import load_image
 
     return lambda name: load_image(IMAGES / f"{name}.jpg")
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.helpers import CASES
+
+    if CASES["run"]:
+        terminalreporter.write_line(
+            f"adversarial matrix: {CASES['run']} cases run under the time and memory caps, "
+            f"{CASES['refused']} refused with one line (exit 2), {CASES['succeeded']} ran to "
+            "the end")

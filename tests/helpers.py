@@ -3,6 +3,7 @@ pictures, and running the CLI in-process."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from pathlib import Path
@@ -88,3 +89,48 @@ def fails_cleanly(capsys, folder: Path, argv: list[str], *words: str, entry=None
     after = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     assert after == before, "a failed run changed or left a file"
     return line
+
+
+# --------------------------------------------------------------------------- capped runs
+
+CASES = {"run": 0, "refused": 0, "succeeded": 0}  # the adversarial matrix's count
+
+
+@contextlib.contextmanager
+def capped(seconds: int = 10, memory: int = 3 * 2**30):
+    """Run a block under a time cap (SIGALRM raises TimeoutError, which the CLI reports as an
+    internal error, so the test fails instead of hanging) and an address-space cap `memory`
+    bytes above what the process has mapped already."""
+    import resource
+    import signal
+
+    def late(signum, frame):
+        raise TimeoutError(f"took more than {seconds} s")
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/status") as status:
+        used = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
+    limit = used + memory if hard == resource.RLIM_INFINITY else min(hard, used + memory)
+    previous = signal.signal(signal.SIGALRM, late)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def adversarial_call(capsys, argv: list[str], seconds: int = 10) -> tuple[int, str]:
+    """A CLI run of the adversarial matrix: capped, counted, and checked to end in exit 0 or
+    1 (reproduce: pixels differ) or 2 with one line, never a traceback or an internal error."""
+    with capped(seconds):
+        rc, err = call(capsys, argv)
+    CASES["run"] += 1
+    CASES["refused" if rc == 2 else "succeeded"] += 1
+    assert "Traceback" not in err and "internal error" not in err, (argv, err)
+    assert rc in (0, 1, 2), (argv, rc, err)
+    if rc == 2:
+        assert len(err.strip().splitlines()) == 1, (argv, err)
+    return rc, err

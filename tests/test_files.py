@@ -121,3 +121,14 @@ def test_only_dead_processes_temporaries_are_removed(tmp_path: Path) -> None:
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_json_is_strict_even_when_a_number_is_not_finite(tmp_path: Path) -> None:
+    import json
+
+    from dreamkit.files import write_json
+
+    path = write_json(tmp_path / "t.json", {"a": float("nan"), "b": [1.0, float("inf")],
+                                            "c": "x"})
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(c)) == {
+        "a": None, "b": [1.0, None], "c": "x"}

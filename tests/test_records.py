@@ -189,3 +189,51 @@ def test_reproduce_refuses_other_weights(tmp_path, capsys):
     assert main(["reproduce", str(made), "--weights", str(tmp_path / "other.safetensors"),
                  "-o", str(tmp_path / "x.png")]) == 2
     assert "not the ones the picture was made with" in capsys.readouterr().err
+
+
+@requires_weights
+@pytest.mark.slow
+def test_the_readme_run_reproduces_from_the_root_and_from_elsewhere(tmp_path, monkeypatch,
+                                                                     capsys):
+    """Acceptance: `dream gallery/chelsea.jpg`, then `dreamkit reproduce chelsea_inception4c.png`
+    from the folder it ran in and from another one: identical (threads, absolute paths and the
+    photo's hash are in the record)."""
+    import shutil
+
+    from tests.helpers import ROOT
+
+    (tmp_path / "gallery").mkdir()
+    shutil.copy(ROOT / "gallery" / "chelsea.jpg", tmp_path / "gallery" / "chelsea.jpg")
+    monkeypatch.chdir(tmp_path)
+    assert main(["dream", "gallery/chelsea.jpg", "-q"]) == 0
+    made = tmp_path / "chelsea_inception4c.png"
+    record = read_record(made)
+    assert record.ran["threads"] == torch.get_num_threads()
+    assert record.recipe.input.path == str(tmp_path / "gallery" / "chelsea.jpg")
+    assert main(["reproduce", "chelsea_inception4c.png", "-q"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["reproduce", str(made)]) == 0
+    assert "identical" in capsys.readouterr().out
+
+
+def test_python_api_settings_of_the_wrong_kind_are_named_errors():
+    from dreamkit.dream import dream
+    from dreamkit.models import load_model
+    from dreamkit.render import render
+
+    net = load_model("squeezenet1_1", random_weights=True)
+    image = torch.rand(3, 64, 64)
+    cases = [
+        (lambda: dream(net, image, "fire3", "fast"), "settings must be DreamSettings"),
+        (lambda: dream(net, image, "fire3", stepz=3), "unknown settings stepz"),
+        (lambda: dream(net, image, "fire3", steps="3"), r"steps \(--steps\) must be"),
+        (lambda: dream("net", image), "net must be a dreamkit model"),
+        (lambda: render(net, "fire3", RenderSettings, steps=1), "settings must be"),
+        (lambda: render(net, 42, steps=1), "an objective must be"),
+        (lambda: render(net, "fire3", size=10**6), r"size \(--size\) must be"),
+    ]
+    for make, message in cases:
+        with pytest.raises(DreamkitError, match=message):
+            make()

@@ -14,7 +14,15 @@ from pathlib import Path
 from dreamkit.errors import DreamkitError
 from dreamkit.files import FileError, check_not_input
 from dreamkit.models.catalog import DEFAULT_MODEL
-from dreamkit.settings import DEFAULT_MAX_PIXELS, SAVE_EXTENSIONS, Settings, check_threads
+from dreamkit.settings import (
+    DEFAULT_MAX_PIXELS,
+    MAX_MAX_PIXELS,
+    SAVE_EXTENSIONS,
+    Bounds,
+    Settings,
+    check,
+    check_threads,
+)
 
 
 def add_settings(group: argparse._ArgumentGroup, kind: type[Settings]) -> None:
@@ -65,13 +73,20 @@ def add_device_argument(group: argparse._ActionsContainer) -> None:
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
-                        help="refuse input images above N pixels (default: %(default)s)")
+                        help="refuse input images above N pixels (default: %(default)s; at "
+                             f"most {MAX_MAX_PIXELS:,})")
 
 
 def add_threads_argument(parser: argparse._ActionsContainer, default: int | None,
                          why: str) -> None:
     parser.add_argument("--threads", type=int, default=default, metavar="N",
                         help=f"CPU threads, 1 to this machine's cores; {why}")
+
+
+def max_pixels(args: argparse.Namespace) -> int:
+    """--max-pixels, checked."""
+    return check("max_pixels (--max-pixels)", args.max_pixels,  # type: ignore[return-value]
+                 Bounds(int, low=1, high=MAX_MAX_PIXELS))
 
 
 def positive_int(text: str) -> int:
@@ -148,18 +163,23 @@ def check_output(path: Path, *, inputs: Sequence[object] = (), force: bool = Fal
     return path
 
 
-def free_name(path: Path, quiet: bool = False) -> Path:
+def free_name(path: Path) -> Path:
     """A default output name that replaces nothing: `path`, else `stem_2.png`, `stem_3.png`...
-    (says which when it had to pick another)."""
+    (`written` says which was used)."""
     if not path.exists():
         return path
     for n in range(2, 10_000):
         other = path.with_name(f"{path.stem}_{n}{path.suffix}")
         if not other.exists():
-            if not quiet:
-                print(f"{path} exists; writing {other}", file=sys.stderr)
             return other
     raise DreamkitError(f"{path}: every default name up to _9999 is taken; pass -o")
+
+
+def written(out: Path, wanted: Path | None, quiet: bool) -> None:
+    """Print the output's path, and why it is not the default name when that was taken."""
+    if not quiet:
+        taken = f" ({wanted} exists, so this name)" if wanted and out != wanted else ""
+        print(f"{out}{taken}")
 
 
 def slug(text: str) -> str:

@@ -23,10 +23,18 @@ from dreamkit.commands.common import (
     add_model_arguments,
     check_output,
     open_model,
-    positive_int,
     table_and_model,
 )
-from dreamkit.settings import MAX_CROP_SIDE, MAX_CROPS, MIN_SIDE, Bounds, check
+from dreamkit.settings import (
+    MAX_CROP_SIDE,
+    MAX_CROPS,
+    MAX_DIRECTIONS,
+    MAX_FOLDS,
+    MAX_SEED,
+    MIN_SIDE,
+    Bounds,
+    check,
+)
 
 
 def add_crop_arguments(parser: argparse.ArgumentParser, crops: int, size: int) -> None:
@@ -63,15 +71,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--method", choices=["mean", "probe"], default="mean",
                      help="mean = difference of mean pooled activations; probe = logistic "
                           "regression weights (default: %(default)s)")
-    fit.add_argument("--folds", type=positive_int, default=5,
-                     help="k of the k-fold held-out accuracy (default: %(default)s)")
+    fit.add_argument("--folds", type=int, default=5,
+                     help=f"k of the k-fold held-out accuracy, 2 to {MAX_FOLDS} (default: "
+                          "%(default)s)")
     _common(fit)
     pca = sub.add_parser("pca", help="principal directions of a layer's activations",
                          description="Principal directions of a layer over images and positions.")
     pca.add_argument("--images", nargs="+", required=True, metavar="PATH",
                      help="folders and/or image files")
-    pca.add_argument("-k", type=positive_int, default=8,
-                     help="number of directions (default: %(default)s)")
+    pca.add_argument("-k", type=int, default=8,
+                     help=f"number of directions, 1 to {MAX_DIRECTIONS} (default: %(default)s)")
     _common(pca)
 
 
@@ -84,7 +93,11 @@ def load_all(paths: list[str]):
 
 def run(args: argparse.Namespace) -> int:
     check_crops(args)
-    check("seed", args.seed, Bounds(int, low=0, high=2**63 - 1))
+    check("seed", args.seed, Bounds(int, low=0, high=MAX_SEED))
+    if args.action == "fit":
+        check("folds", args.folds, Bounds(int, low=2, high=MAX_FOLDS))
+    else:
+        check("k", args.k, Bounds(int, low=1, high=MAX_DIRECTIONS))
     inputs = [*getattr(args, "positive", []), *getattr(args, "negative", []),
               *getattr(args, "images", [])]
     check_output(Path(args.output), inputs=inputs, extensions=(".safetensors",))

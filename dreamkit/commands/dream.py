@@ -27,12 +27,14 @@ from dreamkit.commands.common import (
     add_settings,
     check_output,
     free_name,
+    max_pixels,
     open_model,
     resolve_device,
     settings_from,
     show_progress,
     slug,
     table_and_model,
+    written,
 )
 from dreamkit.errors import DreamkitError
 from dreamkit.models.catalog import DEFAULT_MODEL, dream_defaults
@@ -112,18 +114,20 @@ def run(args: argparse.Namespace) -> int:
 
     resolve_precision(settings.precision, resolve_device(args.device))  # fp16 on a CPU: now
     photo = Photo.of(args.image)
-    out = Path(args.output) if args.output else \
-        free_name(default_output(args.image, target, args.model), args.quiet)
+    wanted = None if args.output else default_output(args.image, target, args.model)
+    out = Path(args.output) if args.output else free_name(wanted)
     check_output(out, inputs=[args.image, target.file], force=args.force)
     from dreamkit.image_io import load_image
 
-    image = load_image(args.image, max_pixels=args.max_pixels)
+    image = load_image(args.image, max_pixels=max_pixels(args))
     net = net or open_model(args)
     recipe = Recipe("dream", args.model, (target,), settings, photo)
-    return _dream_and_save(args, net, image, recipe, out)
+    _dream_and_save(args, net, image, recipe, out)
+    written(out, wanted, args.quiet)
+    return 0
 
 
-def _dream_and_save(args, net, image, recipe, out: Path) -> int:
+def _dream_and_save(args, net, image, recipe, out: Path) -> None:
     """Dream (retrying at half the lr with --auto-recover), save with the record."""
     from dreamkit.dream import DivergedError, dream
     from dreamkit.image_io import save_image
@@ -164,6 +168,3 @@ def _dream_and_save(args, net, image, recipe, out: Path) -> int:
                 print(f"{out}: saved the dream as of octave {done}", file=sys.stderr)
             raise
     save_image(result, out, metadata=record(settings, ran))
-    if not args.quiet:
-        print(out)
-    return 0

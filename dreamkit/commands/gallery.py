@@ -139,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         ranks_from_env,
         run_jobs,
     )
+    from dreamkit.files import check_not_input
     from dreamkit.gallery import parse_gallery, write_html, write_sheet
     from dreamkit.image_io import save_image
     from dreamkit.models.registry import load_model
@@ -147,6 +148,9 @@ def run(args: argparse.Namespace) -> int:
     config, base = config_from_args(args)
     gallery = parse_gallery(config, base)
     out = Path(args.output)
+    inputs = [args.config, *{t.recipe.input.path for t in gallery.tiles if t.recipe.input}]
+    for name in ("sheet.png", "index.html", *(t.name for t in gallery.tiles)):
+        check_not_input(out / name, inputs)
     ranks = ranks_from_env()
     set_threads(args.threads)
     device = rank_device(resolve_device(args.device), ranks)

@@ -23,7 +23,7 @@ from pathlib import Path
 from dreamkit.commands.common import add_model_arguments, open_model, positive_int, resolve_device
 from dreamkit.commands.direction import add_crop_arguments, check_crops, load_all
 from dreamkit.errors import DreamkitError
-from dreamkit.settings import MAX_K
+from dreamkit.settings import MAX_K, MAX_SEED, Bounds, check
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,11 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_crops(args)
+    check("seed", args.seed, Bounds(int, low=0, high=MAX_SEED))
     if not all(math.isfinite(k) and abs(k) <= MAX_K for k in args.k):
         raise DreamkitError(f"k must be finite numbers from {-MAX_K:g} to {MAX_K:g}")
     import torch
 
     from dreamkit.directions import augmented
+    from dreamkit.files import check_not_input
     from dreamkit.image_io import image_files, save_image
     from dreamkit.linearity import linearity_table, plot_table, superposition_rows, write_table
     from dreamkit.models.registry import load_model
@@ -65,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     outdir = Path(args.output)
     files = image_files([args.images])
+    for name in ("linearity.json", "linearity.csv", "linearity.png"):
+        check_not_input(outdir / name, files)
     images, _ = augmented(load_all([args.images]), args.crops, args.crop_size, args.seed)
     trained = open_model(args)
     torch.manual_seed(args.seed)

@@ -51,7 +51,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--weights", metavar="FILE", help="weights file for the picture's model")
     add_device_argument(model)
     add_threads_argument(parser, None, "default: the record's count (same pixels need it)")
+    parser.add_argument("--budget", type=float, metavar="MILLIONS",
+                        help="the most work to do, in millions of pixel-steps (pixels x steps; "
+                             f"default: {CPU_BUDGET:g} on a CPU, about half a minute, "
+                             f"{GPU_BUDGET:g} on a GPU): a record asking for more is refused "
+                             "before any work")
     parser.add_argument("--quiet", "-q", action="store_true", help="print nothing")
+
+
+CPU_BUDGET, GPU_BUDGET = 16.0, 1024.0  # millions of pixel-steps
+
+
+def _check_budget(args: argparse.Namespace, recipe, picture: Path, size=None) -> None:
+    """Refuse a record that asks for more work than the budget (a tampered record may ask
+    for 10,000 steps of a 4096-pixel batch)."""
+    from dreamkit.records import work
+    from dreamkit.settings import Bounds, check
+
+    cuda = resolve_device(args.device).type == "cuda"
+    default = GPU_BUDGET if cuda else CPU_BUDGET
+    budget = default if args.budget is None else \
+        check("--budget", args.budget, Bounds(float, above=0, high=1e9))
+    needed = work(recipe, size) / 1e6
+    if needed > budget:
+        raise DreamkitError(f"{picture}: making it again takes {needed:,.1f} million pixel-steps "
+                            f"of work, more than the budget of {budget:g} (--budget); pass "
+                            f"--budget {needed:.0f} to go ahead")
 
 
 def _moved_files(record, args: argparse.Namespace) -> dict[str, str]:
@@ -107,18 +132,22 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = check_targets(recipe, layer_table(model))
     vis = recipe.command == "vis"
-    size = _check_size(picture, (recipe.settings.size,) * 2 if vis else None)  # type: ignore[union-attr]
+    _check_size(picture, (recipe.settings.size,) * 2 if vis else None)  # type: ignore[union-attr]
+    if vis:
+        _check_budget(args, recipe, picture)
     photo = args.input or (recipe.input.path if recipe.input else None)
     if not vis and not Path(str(photo)).is_file():
         raise DreamkitError(f"{picture}: its photo {photo} is not there; pass --input PHOTO")
-    out = Path(args.output) if args.output else \
-        free_name(Path(f"{picture.stem}_reproduced.png"), args.quiet)
-    check_output(out, inputs=[picture, photo, *args.direction, *args.guide])
     set_threads(args.threads or record.ran.get("threads"))
-    return _make_and_compare(args, record, recipe, picture, photo, size, out)
+    return _make_and_compare(args, record, recipe, picture, photo)
 
 
-def _make_and_compare(args, record, recipe, picture: Path, photo, size, out: Path) -> int:
+def _output(args: argparse.Namespace, picture: Path, photo) -> Path:
+    out = Path(args.output) if args.output else free_name(Path(f"{picture.stem}_reproduced.png"))
+    return check_output(out, inputs=[picture, photo, *args.direction, *args.guide])
+
+
+def _make_and_compare(args, record, recipe, picture: Path, photo) -> int:
     import numpy as np
     from PIL import Image
 
@@ -132,6 +161,8 @@ def _make_and_compare(args, record, recipe, picture: Path, photo, size, out: Pat
 
         pixels = fit_side(photo_pixels(recipe.input, photo)[None], recipe.settings.size)
         _check_size(picture, tuple(pixels.shape[-2:]))
+        _check_budget(args, recipe, picture, tuple(pixels.shape[-2:]))
+    out = _output(args, picture, photo)
     net = load_model(recipe.model, args.weights, device=resolve_device(args.device))
     if net.weights_sha256() != record.weights:
         raise DreamkitError(f"{recipe.model}: these weights are not the ones the picture was "
