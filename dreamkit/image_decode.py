@@ -13,6 +13,7 @@ and gives no way to tell CMYK from RGBA in the returned array.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import struct
 import threading
@@ -332,18 +333,40 @@ def _decode(
 
 def png_text(path: object, max_pixels: int | None) -> dict[str, str]:
     """The text chunks of a PNG file, `{keyword: text}` (under the same pixel guard)."""
+    return _embedded_text(path, max_pixels, ("PNG",))
+
+
+JPEG_QUALITY_KEY = "jpeg quality"  # `save_image` notes the quality beside a JPEG's metadata
+
+
+def image_text(path: object, max_pixels: int | None) -> dict[str, str]:
+    """A PNG's text chunks, or the JSON object in a JPEG's comment, `{keyword: text}`."""
+    return _embedded_text(path, max_pixels, ("PNG", "JPEG"))
+
+
+def _embedded_text(path: object, max_pixels: int | None, formats: tuple[str, ...]
+                   ) -> dict[str, str]:
     p = _check_regular_file(path)
     with _strict_pillow(max_pixels):
         try:
-            with _open(p, path, max_pixels, ("PNG",)) as im:
+            with _open(p, path, max_pixels, formats) as im:
                 width, height = im.size
                 if max_pixels is not None and width * height > max_pixels:
                     raise _too_big(path, width * height, max_pixels, f"image ({width}x{height})")
-                text = getattr(im, "text", None) or {}
-                return {str(key): str(value) for key, value in text.items()}
+                if im.format == "PNG":
+                    text = getattr(im, "text", None) or {}
+                    return {str(key): str(value) for key, value in text.items()}
+                comment = im.info.get("comment", b"")
         except ImageError:
             raise
         except Image.DecompressionBombWarning as exc:
             raise _error(path, f"refused as a possible decompression bomb ({exc})") from None
         except Exception as exc:  # noqa: BLE001 - nothing but ImageError escapes
             raise _error(path, _describe(exc)) from exc
+    try:
+        found = json.loads(comment)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {str(key): str(value) for key, value in found.items() if isinstance(value, str)}

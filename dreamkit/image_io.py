@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -19,17 +20,28 @@ import torch
 from PIL import PngImagePlugin
 
 from dreamkit.files import FileError, atomic_path, ctrl_c_deferred
-from dreamkit.image_decode import ImageError, _describe, _error, _to_path, decode_image, png_text
+from dreamkit.image_decode import (
+    JPEG_QUALITY_KEY,
+    ImageError,
+    _describe,
+    _error,
+    _to_path,
+    decode_image,
+    image_text,
+    png_text,
+)
 from dreamkit.settings import DEFAULT_MAX_PIXELS, SAVE_EXTENSIONS
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "JPEG_QUALITY_KEY",
     "IMAGE_EXTENSIONS",
     "ImageError",
     "SAVE_EXTENSIONS",
     "image_files",
     "list_images",
     "load_image",
+    "read_metadata",
     "read_png_text",
     "save_image",
     "to_uint8",
@@ -87,6 +99,14 @@ def read_png_text(
     file is not a readable PNG.
     """
     return png_text(path, max_pixels)
+
+
+def read_metadata(
+    path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> dict[str, str]:
+    """What `save_image` stored: a PNG's text chunks, or a JPEG's JSON comment (with the
+    quality it was written at under `JPEG_QUALITY_KEY`); {} when there is none."""
+    return image_text(path, max_pixels)
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
@@ -195,7 +215,8 @@ def save_image(
     """Write a (3, H, W) or (1, 3, H, W) float image in [0, 1] atomically; return the path.
 
     The format follows the extension: ``.png`` (``metadata`` is stored as
-    tEXt/iTXt chunks, see :func:`read_png_text`), ``.jpg``/``.jpeg`` or ``.webp``
+    tEXt/iTXt chunks, see :func:`read_png_text`), ``.jpg``/``.jpeg`` (``metadata``
+    and the quality go into a JSON comment, see :func:`read_metadata`) or ``.webp``
     (lossy, ``quality`` 1-100; ``metadata`` is validated but not stored).
     Values are clamped to [0, 1]. NaN/infinite values, an unknown extension or
     an unwritable folder raise ImageError and write nothing; an existing file at
@@ -221,6 +242,11 @@ def save_image(
             options["pnginfo"] = _png_info(text)
     else:
         options["quality"] = quality
+        if fmt == "JPEG" and text:
+            comment = json.dumps({**text, JPEG_QUALITY_KEY: str(quality)})
+            if len(comment.encode()) > 65_000:
+                raise _error(path, "metadata is too long for a JPEG comment; save as .png")
+            options["comment"] = comment
     try:
         with ctrl_c_deferred(), atomic_path(target) as tmp:
             try:

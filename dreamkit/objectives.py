@@ -137,6 +137,13 @@ def _per_channel(channels: int | Sequence[int], acts: torch.Tensor) -> torch.Ten
     return _index_tensor(tuple(channels), acts.device)
 
 
+def _maps(acts: torch.Tensor) -> torch.Tensor:
+    """Activations as (B, C, H, W) maps: a layer without positions (fc, logits) is 1x1."""
+    if acts.dim() < 2 or acts.dim() > 4:
+        raise DreamkitError(f"activations of shape {tuple(acts.shape)} are not (B, C[, H, W])")
+    return acts.reshape(*acts.shape[:2], *(1,) * (4 - acts.dim()), *acts.shape[2:])
+
+
 def _check_channels(layer: str, channels: int | Sequence[int], acts: torch.Tensor) -> None:
     for value in [channels] if isinstance(channels, int) else channels:
         check_channel(layer, acts.shape[1], value)
@@ -158,7 +165,7 @@ def channel(layer: str, channels: int | Sequence[int]) -> Objective:
     """Mean activation of one channel; a list gives image i its own channel `channels[i]`."""
 
     def fn(a: Activations) -> torch.Tensor:
-        acts = a[layer]
+        acts = _maps(a[layer])
         _check_channels(layer, channels, acts)
         index = _per_channel(channels, acts)
         picked = acts[torch.arange(acts.shape[0], device=acts.device), index]
@@ -190,7 +197,7 @@ def neuron(
     """One channel's activation at one position, (x, y) in the layer's grid (default: centre)."""
 
     def fn(a: Activations) -> torch.Tensor:
-        acts = a[layer]
+        acts = _maps(a[layer])
         _check_channels(layer, channels, acts)
         h, w = acts.shape[-2:]
         col, row = w // 2 if x is None else x, h // 2 if y is None else y
@@ -221,7 +228,7 @@ def direction(layer: str, vector: torch.Tensor, cossim_power: float = 0.0) -> Ob
     moved: dict[torch.device, torch.Tensor] = {}
 
     def fn(a: Activations) -> torch.Tensor:
-        acts = a[layer].float()
+        acts = _maps(a[layer].float())
         if unit.shape[-1] != acts.shape[1]:
             raise DreamkitError(
                 f"direction has {unit.shape[-1]} values but {layer} has {acts.shape[1]} channels"
@@ -239,26 +246,32 @@ def direction(layer: str, vector: torch.Tensor, cossim_power: float = 0.0) -> Ob
 
 
 def _gram(acts: torch.Tensor) -> torch.Tensor:
-    flat = acts.float().flatten(2)
+    flat = _maps(acts.float()).flatten(2)
     return flat @ flat.transpose(1, 2)
 
 
-def diversity(layer: str) -> Objective:
+def diversity(layer: str, groups: Sequence[int] | None = None) -> Objective:
     """Minus the mean cosine similarity of each image's Gram matrix to the other images'.
 
-    Unlike every other objective it couples the images of a batch (that is its purpose).
+    Unlike every other objective it couples the images of a batch (that is its purpose);
+    with `groups` (one label per image), only images of the same group are compared, so one
+    batch can hold the diverse variants of several channels.
     """
+    labels = None if groups is None else torch.as_tensor(list(groups))
 
     def fn(a: Activations) -> torch.Tensor:
         grams = _gram(a[layer]).flatten(1)
         grams = grams / grams.norm(dim=1, keepdim=True).clamp_min(1e-10)
         n = grams.shape[0]
-        if n < 2:
-            return grams.new_zeros(n)
-        sims = grams @ grams.T
-        return -(sims.sum(1) - sims.diagonal()) / (n - 1)
+        same = torch.ones(n, n, dtype=torch.bool, device=grams.device) if labels is None \
+            else (labels[:, None] == labels[None, :]).to(grams.device)
+        same.fill_diagonal_(False)
+        others = same.sum(1)
+        sims = (grams @ grams.T) * same
+        return torch.where(others > 0, -sims.sum(1) / others.clamp_min(1), 0.0)
 
-    return Objective(fn, [layer], f"{layer} diversity")
+    batch = None if labels is None else len(labels)
+    return Objective(fn, [layer], f"{layer} diversity", batch=batch)
 
 
 def guide(layer: str, image: torch.Tensor) -> Objective:
@@ -278,12 +291,12 @@ def guide(layer: str, image: torch.Tensor) -> Objective:
         device = next(net.parameters()).device
         with torch.no_grad():
             acts = capture_resolved(net, guide_image.to(device, torch.float32), [layer])[layer]
-        features["guide"] = acts[0].float().flatten(1)  # (C, N)
+        features["guide"] = _maps(acts)[0].float().flatten(1)  # (C, N)
 
     def fn(a: Activations) -> torch.Tensor:
         if "guide" not in features:
             raise DreamkitError("guide objective used before prepare(net)")
-        acts = a[layer].float().flatten(2)  # (B, C, M)
+        acts = _maps(a[layer].float()).flatten(2)  # (B, C, M)
         scores = torch.einsum("bcm,cn->bmn", acts, features["guide"].to(acts.device))
         return scores.amax(2).mean(1)
 

@@ -225,11 +225,11 @@ def work(recipe: Recipe, photo_size: tuple[int, int] | None = None) -> int:
 
 def read_record(path: str | Path) -> Record:
     """The checked record of a PNG written by dreamkit."""
-    from dreamkit.image_io import read_png_text
+    from dreamkit.image_io import read_metadata
 
-    text = read_png_text(path).get(KEY)
+    text = read_metadata(path).get(KEY)
     if text is None:
-        raise DreamkitError(f"{path}: no dreamkit record in this PNG")
+        raise DreamkitError(f"{path}: no dreamkit record in this picture")
     if len(text) > MAX_RECORD_CHARS:
         raise DreamkitError(f"{path}: its record is {len(text):,} characters, more than the "
                             f"limit of {MAX_RECORD_CHARS:,}")
@@ -297,13 +297,23 @@ def relocate(recipe: Recipe, files: Mapping[str, str]) -> Recipe:
 
 
 def picture_objective(pictures: tuple[tuple[Target, ...], ...], model: str):
-    """One objective for a batch: picture i maximizes the weighted sum `pictures[i]`."""
-    from dreamkit.objectives import per_image
+    """One objective for a batch: picture i maximizes the weighted sum `pictures[i]`. A
+    diversity term pushes apart the pictures whose other terms are the same (the variants of
+    one channel), within one batch however many channels it holds."""
+    from dreamkit.objectives import Objective, diversity, per_image
     from dreamkit.targets import batch_objective, objective_of
 
-    if all(len(p) == 1 for p in pictures):
-        return batch_objective([p[0] for p in pictures], model)
-    return per_image([objective_of(p, model) for p in pictures])
+    mains = [tuple(t for t in p if t.kind != "diversity") for p in pictures]
+    spread = {t for p in pictures for t in p if t.kind == "diversity"}
+    if all(len(m) == 1 for m in mains):
+        made = batch_objective([m[0] for m in mains], model)
+    else:
+        made = per_image([objective_of(m, model) for m in mains])
+    if not spread:
+        return made
+    groups = [mains.index(m) for m in mains]
+    terms = [made] + [diversity(t.layer, groups) for t in spread]  # type: ignore[arg-type]
+    return Objective.sum(terms, [1.0] + [t.weight for t in spread])
 
 
 def make(recipe: Recipe, net, *, photo: str | Path | None = None,

@@ -23,11 +23,12 @@ from dreamkit.settings import MAX_PATH, check_text
 if TYPE_CHECKING:
     from dreamkit.objectives import Objective
 
-KINDS = ("layer", "channel", "neuron", "class", "direction", "guide")
+KINDS = ("layer", "channel", "neuron", "class", "direction", "guide", "diversity")
 _FIELDS = ("kind", "layer", "channel", "x", "y", "class", "file", "row", "sha256", "weight")
 _NEEDS = {  # what each kind must have (besides kind and weight)
     "layer": ("layer",), "channel": ("layer", "channel"), "neuron": ("layer", "channel"),
     "class": ("class",), "direction": ("layer", "file"), "guide": ("layer", "file"),
+    "diversity": ("layer",),
 }
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -72,6 +73,11 @@ class Target:
     @classmethod
     def of_guide(cls, layer: str, image: str) -> Target:
         return cls("guide", layer=layer, file=image)
+
+    @classmethod
+    def diversity(cls, layer: str, weight: float) -> Target:
+        """A term that pushes the pictures of a batch with the same other terms apart."""
+        return cls("diversity", layer=layer, weight=weight)
 
     def negated(self) -> Target:
         return replace(self, weight=-self.weight)
@@ -124,6 +130,8 @@ class Target:
 
         if self.kind == "layer":
             made = o.layer_norm(self.layer)  # type: ignore[arg-type]
+        elif self.kind == "diversity":
+            made = o.diversity(self.layer)  # type: ignore[arg-type]
         elif self.kind == "channel":
             made = o.channel(self.layer, self.channel)  # type: ignore[arg-type]
         elif self.kind == "neuron":
@@ -161,8 +169,8 @@ class Target:
     def label(self) -> str:
         """Short text for a contact sheet: `c97`, `n97`, `285 Egyptian cat`, `cat:2`..."""
         sign = "-" if self.weight < 0 else ""
-        if self.kind == "layer":
-            return f"{sign}{self.layer}"
+        if self.kind in ("layer", "diversity"):
+            return f"{sign}{self.layer}{' diversity' if self.kind == 'diversity' else ''}"
         if self.kind in ("channel", "neuron"):
             return f"{sign}{self.kind[0]}{self.channel}"
         if self.kind == "class":
@@ -174,8 +182,8 @@ class Target:
     def stem(self) -> str:
         """A file-name part that differs whenever the target differs (layer, channel, kind,
         class, file and row, sign)."""
-        if self.kind == "layer":
-            text = f"{self.layer}"
+        if self.kind in ("layer", "diversity"):
+            text = f"{self.layer}{'_diversity' if self.kind == 'diversity' else ''}"
         elif self.kind in ("channel", "neuron"):
             where = "" if self.x is None and self.y is None else f"_x{self.x}y{self.y}"
             text = f"{self.layer}_{self.kind[0]}{self.channel}{where}"

@@ -1,36 +1,128 @@
-"""Linearity probes: zero on linear maps, positive on ReLU, and the CLI table on the real net."""
+"""Linearity: every probe reads 0 on a linear network and what the formula says on a quadratic
+one; intervals, baselines and the report on the real networks."""
 
 from __future__ import annotations
 
 import json
-import sys
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from dreamkit.capture import capture
 from dreamkit.cli import main
-from dreamkit.errors import DreamkitError
-from dreamkit.image_io import load_image, save_image
-from dreamkit.linearity import Row, plot_table, probe, random_like, run_from
-from tests.helpers import IMAGES, requires_weights
+from dreamkit.linearity import Options, Row, measure, partners
+from dreamkit.linearity.baselines import kaiming, shuffled
+from dreamkit.linearity.probes import random_like
+from dreamkit.linearity.stats import Resamples, pair_mean, t_interval
+from dreamkit.models import wrap
+from tests.helpers import PHOTOS, requires_photos, requires_weights
 
-LAYERS = ("conv1", "inception3a", "inception5b", "fc")
+KS = (-1.0, 0.5, 2.0)
 
 
-def test_probe_is_zero_for_affine_maps_and_not_for_relu():
+class LinearNet(nn.Module):
+    """Convolutions and average pooling, no nonlinearity: an affine map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.pool = nn.AvgPool2d(2)
+        self.conv2 = nn.Conv2d(8, 6, 3, padding=1)
+        self.head = nn.Linear(6, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv2(self.pool(self.conv1(x))).mean(dim=(2, 3)))
+
+
+class SquareBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) ** 2
+
+
+class Quadratic(nn.Module):
+    """f(x) = conv(x)^2, then a linear read-out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = SquareBlock()
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.block(x).mean(dim=(2, 3)))
+
+
+def _photos(n: int = 8, size: int = 16) -> torch.Tensor:
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(3))
+
+
+def _measure(module: nn.Module, photos: torch.Tensor) -> list[Row]:
+    torch.manual_seed(0)
+    net = wrap(module, preprocess="none", name=type(module).__name__).double()
+    options = Options(ks=KS, batch=4, resamples=200)
+    return measure(net, photos.double(), partners(len(photos), 0), "trained", options,
+                   Resamples(len(photos), 200, 0))
+
+
+def test_every_probe_reads_zero_on_a_linear_network():
+    rows = _measure(LinearNet(), _photos())
+    probes = [r for r in rows if r.space in ("pixels", "latent")
+              and r.scale in ("yardstick", "relative")]
+    assert {r.measure for r in probes} >= {"homogeneity", "additivity", "blend",
+                                           "homogeneity (own class)", "additivity (own class)"}
+    assert {r.space for r in probes} == {"pixels", "latent"}
+    assert {r.directions for r in probes} == {"photos", "random"}
+    assert len(probes) > 50
+    for row in probes:
+        assert abs(row.value) < 1e-9 and row.high < 1e-9, row  # float64: exactly 0
+    mixes = {(r.layer, r.measure, r.directions): r.value for r in rows if r.space == "objects"
+             and r.layer.startswith("pixels")}
+    for (layer, score, who), value in mixes.items():  # the network is the linear network
+        if who == "network":
+            assert value == mixes[(layer, score, "linear network")]
+
+
+def test_homogeneity_of_a_quadratic_network_is_what_the_formula_says():
+    """For f(x) = (W x + b)^2 the error of homogeneity(k) is |k^2 - k| ||(W (x - mu))^2||."""
+    module = Quadratic()
+    photos = _photos().double()
+    rows = _measure(module, photos)
+    mu = photos.mean(0, keepdim=True)
+    weight = module.block.conv.weight.double()
+    linear_part = F.conv2d(photos - mu, weight, None, padding=1)  # W (x - mu)
+    f = module.block.conv.double()(photos) ** 2
+    f_mu = module.block.conv.double()(mu) ** 2
+    yard = torch.cdist(f.flatten(1), f.flatten(1))
+    for k in KS:
+        error = abs(k * k - k) * (linear_part ** 2).flatten(1).norm(dim=1)
+        change = (k * (f - f_mu)).flatten(1).norm(dim=1)
+        got = {r.scale: r.value for r in rows if r.space == "pixels" and r.layer == "block"
+               and r.measure == "homogeneity" and r.parameter == k
+               and r.directions == "photos" and r.scale in ("yardstick", "relative")}
+        assert got["yardstick"] == pytest.approx(float(error.mean()) / pair_mean(yard),
+                                                 rel=1e-6)
+        assert got["relative"] == pytest.approx(float(error.mean() / change.mean()), rel=1e-6)
+        assert got["yardstick"] > 0.01
+
+
+def test_intervals_contain_their_value_and_shrink_with_more_photos():
     generator = torch.Generator().manual_seed(0)
-    weight, bias = torch.randn(5, 7, generator=generator), torch.randn(5, generator=generator)
-    maps = {
-        "affine": lambda x: {"f": x.flatten(1) @ weight.T + bias},
-        "relu": lambda x: {"f": torch.relu(x.flatten(1) @ weight.T + bias)},
-    }
-    mu, deltas = torch.randn(1, 7, generator=generator), torch.randn(6, 7, generator=generator)
-    results = {name: probe(f, mu, deltas, ks=(-1.0, 0.5, 2.0))["f"] for name, f in maps.items()}
-    assert set(results["affine"]) == {"homogeneity -1", "homogeneity 0.5", "homogeneity 2",
-                                      "additivity"}
-    assert max(results["affine"].values()) < 1e-5
-    assert results["relu"]["homogeneity -1"] > 0.1 and results["relu"]["additivity"] > 0.01
+    widths = []
+    for n in (8, 64):
+        errors = torch.rand(n, generator=generator) + 1
+        yard = torch.rand(n, n, generator=generator) + 2
+        low, high = Resamples(n, 500, 1).interval(errors, yard)
+        value = float(errors.mean()) / pair_mean(yard)
+        assert low <= value <= high
+        widths.append(high - low)
+    assert widths[1] < widths[0]
+    mean, low, high = t_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and low < 1.0 and high > 3.0 and math.isnan(t_interval([1.0])[1])
 
 
 def test_random_like_keeps_each_norm():
@@ -40,54 +132,56 @@ def test_random_like_keeps_each_norm():
     assert not torch.allclose(noise, deltas)
 
 
-def test_plot_needs_matplotlib(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    rows = [Row("additivity", "conv1", 0, "trained", "photos", None, 0.5)]
-    with pytest.raises(DreamkitError, match=r"pip install 'dreamkit\[plot\]'"):
-        plot_table(rows, tmp_path / "x.png", "title")
+def test_partners_pair_every_photo_with_two_others():
+    found = partners(9, 4)
+    assert found.shape == (2, 9)
+    for partner in found:
+        assert sorted(partner.tolist()) == list(range(9))
+        assert all(partner[i] != i for i in range(9))
+    assert all(found[0, i] != found[1, i] for i in range(9))
 
 
 @requires_weights
-def test_run_from_a_layer_gives_the_logits(googlenet, photo):
-    image = photo("chelsea")[None, :, :96, :128]
+@requires_photos
+def test_untrained_baselines_keep_the_signal(googlenet):
+    """Acceptance 2: within 10x of the trained activations' RMS at every layer."""
+    from dreamkit.capture import capture
+    from dreamkit.linearity import sample_photos
+
+    photos, _ = sample_photos(PHOTOS, 16, 96)
+    layers = googlenet.layers.names
     with torch.no_grad():
-        acts = capture(googlenet, image, ["inception4a"])["inception4a"]
-        assert torch.allclose(run_from(googlenet, "inception4a", acts, image), googlenet(image),
-                              rtol=1e-4, atol=1e-4)
+        trained = capture(googlenet, photos, layers)
+        for make in (kaiming, shuffled):
+            other = capture(make(googlenet, photos), photos, layers)
+            for layer in layers:
+                ratio = other[layer].pow(2).mean().sqrt() / trained[layer].pow(2).mean().sqrt()
+                assert 0.1 < float(ratio) < 10, (make.__name__, layer, float(ratio))
+            assert not torch.equal(other["inception4c"], trained["inception4c"])
 
 
-@pytest.mark.slow
 @requires_weights
-def test_cli_writes_table_and_plot(tmp_path):
-    """A small run of the acceptance command: two small photos, one crop each, a few layers,
-    a one-step render (the full run over all layers is in gallery/README.md)."""
-    folder = tmp_path / "photos"
-    for name in ("chelsea", "coffee"):
-        save_image(load_image(IMAGES / f"{name}.jpg")[:, ::3, ::3], folder / f"{name}.png")
+@requires_photos
+@pytest.mark.slow
+def test_the_report_of_both_networks(tmp_path, capsys):
+    """A small run of the command: every pixel number has an interval; the two-objects test
+    and per-class linearity are there for both networks; the table is printed."""
     out = tmp_path / "out"
-    assert main(["linearity", "--images", str(folder), "-o", str(out), "--crops", "1",
-                 "--crop-size", "64", "-k", "0.5", "2", "--layers", ",".join(LAYERS),
-                 "--superposition-layers", "inception3a", "--render-steps", "1",
-                 "--render-size", "32"]) == 0
-    table = json.loads((out / "linearity.json").read_text())
-    rows = table["rows"]
+    assert main(["linearity", "--images", str(PHOTOS), "--count", "8", "--size", "64",
+                 "--resamples", "100", "--superposition-layers", "mid", "--seeds", "2",
+                 "--render-steps", "2", "--render-size", "32", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads((out / "linearity.json").read_text())
+    rows = [Row(**r) for r in data["rows"]]
+    assert {r.network for r in rows} == {"bvlc_googlenet", "squeezenet1_1"}
+    for network in ("bvlc_googlenet", "squeezenet1_1"):
+        mine = [r for r in rows if r.network == network]
+        assert {r.weights for r in mine} == {"trained", "kaiming", "shuffled"}
+        pixels = [r for r in mine if r.space == "pixels"]
+        assert pixels and all(r.low <= r.value <= r.high for r in pixels), network
+        assert {"top-1 in the pair", "both in the top 5"} <= {r.measure for r in mine}
+        assert any("(own class)" in r.measure for r in mine if r.space == "latent")
+        assert any(r.space == "superposition" for r in mine)
+        assert f"### {network} (8 photos" in printed
+    assert (out / "linearity.png").stat().st_size > 10_000
     assert (out / "linearity.csv").read_text().count("\n") == len(rows) + 1
-    assert (out / "linearity.png").stat().st_size > 1000
-    assert (out / "superposition_inception3a_pca.png").is_file()
-    for layer in LAYERS:
-        for weights in ("trained", "random"):
-            mine = {(r["measure"], r["k"]) for r in rows
-                    if r["layer"] == layer and r["weights"] == weights}
-            assert {("homogeneity", 0.5), ("homogeneity", 2.0), ("additivity", None)} <= mine
-
-    def value(measure, layer, k=None, weights="trained"):
-        (hit,) = [r["value"] for r in rows if (r["measure"], r["layer"], r["k"], r["weights"],
-                                               r["directions"]) ==
-                  (measure, layer, k, weights, "photos")]
-        return hit
-
-    # after inception5b come only global pooling and the linear classifier: exactly linear
-    assert value("latent additivity", "inception5b") < 1e-4
-    assert value("latent homogeneity", "inception3a", 2.0) > 0.05
-    assert value("homogeneity", "conv1", 0.5) < value("homogeneity", "inception5b", 0.5)
-    assert {r["measure"] for r in rows} >= {"superposition a", "superposition b"}

@@ -34,6 +34,17 @@ def test_channel_neuron_and_layer_norm(acts):
     assert layer_norm("a")(acts).tolist() == pytest.approx([math.sqrt(sq0), math.sqrt(87 / 18)])
 
 
+def test_a_layer_without_positions_is_a_one_by_one_grid():
+    """fc and logits have no H, W: each objective reads them as a 1x1 map, not a crash."""
+    fc = {"fc": torch.tensor([[1.0, -2.0, 3.0], [0.5, 4.0, 0.0]])}
+    assert channel("fc", [2, 1])(fc).tolist() == [3.0, 4.0]
+    assert neuron("fc", 0)(fc).tolist() == [1.0, 0.5]
+    assert direction("fc", torch.tensor([0.0, 0.0, 2.0]))(fc).tolist() == [3.0, 0.0]
+    assert diversity("fc")(fc).shape == (2,)
+    with pytest.raises(DreamkitError, match="outside fc's 1x1 grid"):
+        neuron("fc", 0, x=1)(fc)
+
+
 def test_arithmetic_weights_apply_to_their_own_term_only(acts):
     a, b, c = channel("a", 0), channel("a", 1), channel("a", 2)
     combo = a + 0.5 * b - 2 * c + 1

@@ -237,3 +237,20 @@ def test_python_api_settings_of_the_wrong_kind_are_named_errors():
     for make, message in cases:
         with pytest.raises(DreamkitError, match=message):
             make()
+
+
+@requires_weights
+def test_a_jpeg_keeps_its_record_and_reproduces(tmp_path, capsys):
+    """Small pictures for sites: a JPEG carries its record in a comment, and reproduce
+    compares at the quality it was written at."""
+    out = tmp_path / "vis"
+    assert main(["vis", "--layer", "inception3a", "--channels", "3", "--size", "32",
+                 "--steps", "2", "-q", "-o", str(out)]) == 0
+    record = read_record(out / "inception3a_c3.png")
+    picture = tmp_path / "small.jpg"
+    image = torch.from_numpy(np.asarray(Image.open(out / "inception3a_c3.png")).copy())
+    save_image(image.permute(2, 0, 1).float() / 255, picture, metadata=record.metadata(),
+               quality=80)
+    assert read_record(picture) == record
+    assert main(["reproduce", str(picture), "-o", str(tmp_path / "again.png")]) == 0
+    assert "identical" in capsys.readouterr().out

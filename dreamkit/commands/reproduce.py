@@ -147,6 +147,26 @@ def _output(args: argparse.Namespace, picture: Path, photo) -> Path:
     return check_output(out, inputs=[picture, photo, *args.direction, *args.guide])
 
 
+def _as_stored(pixels, picture: Path):
+    """The new pixels as the picture's file stores them: a JPEG's are encoded again at the
+    quality it was written at (JPEG encoding is deterministic), a PNG's are exact."""
+    if picture.suffix.lower() not in (".jpg", ".jpeg"):
+        return pixels
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from dreamkit.image_io import JPEG_QUALITY_KEY, read_metadata
+
+    text = read_metadata(picture).get(JPEG_QUALITY_KEY, "")
+    quality = int(text) if text.isdigit() and 1 <= int(text) <= 100 else 95
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=quality)
+    with Image.open(buffer) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 def _make_and_compare(args, record, recipe, picture: Path, photo) -> int:
     import numpy as np
     from PIL import Image
@@ -170,7 +190,7 @@ def _make_and_compare(args, record, recipe, picture: Path, photo) -> int:
     deterministic()
     image, ran = make(recipe, net, photo=photo, plans=record.ran.get("plans"))
     save_image(image, out, metadata=Record(recipe, record.weights, provenance(ran)).metadata())
-    new = to_uint8(image)
+    new = _as_stored(to_uint8(image), picture)
     with Image.open(picture) as im:
         old = np.asarray(im.convert("RGB"))
     if np.array_equal(old, new):
