@@ -12,6 +12,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from dreamkit.allocator import keep_freed_memory
 from dreamkit.commands import COMMANDS, name_of, summary_of
 from dreamkit.commands import dream as dream_command
 from dreamkit.errors import DreamkitError
@@ -27,6 +28,7 @@ class Parser(argparse.ArgumentParser):
 
 def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
+    keep_freed_memory()
     try:
         return args.run(args)
     except DreamkitError as exc:

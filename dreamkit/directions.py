@@ -8,8 +8,10 @@ suffice: each is augmented into many random crops and flips.
 
 A direction file is a safetensors file with one float32 tensor `directions` of shape (K, C) and
 string metadata `format`, `dreamkit` (version), `model`, `layer`, `method` and `stats` (a JSON
-object of numbers). Loading is strict (no pickle, no eval): any other tensor, key or shape is
-refused, as is a file made for another model or layer.
+object of numbers). A dictionary (method `dictionary`, see `dreamkit.dictionary`) also holds its
+encoder: `encoder` (K, C), `encoder_bias` (K,), `center` (C,) and `scale` (1,). Loading is
+strict (no pickle, no eval): any other tensor, key or shape is refused, as is a file made for
+another model or layer.
 """
 
 from __future__ import annotations
@@ -35,8 +37,11 @@ from dreamkit.version import __version__
 
 FORMAT = "dreamkit-directions/1"
 MAX_BYTES = 2**28  # a direction file is (K, C) float32: far smaller than this
-METHODS = ("mean", "probe", "pca")
+METHODS = ("mean", "probe", "pca", "dictionary")
 _TENSOR = "directions"
+# the tensors each method keeps besides the directions, as shapes in K and C
+EXTRAS = {"dictionary": {"encoder": ("K", "C"), "encoder_bias": ("K",), "center": ("C",),
+                         "scale": (1,)}}
 _KEYS = {"format", "dreamkit", "model", "layer", "method", "stats"}
 
 
@@ -49,6 +54,7 @@ class Directions:
     model: str
     method: str
     stats: dict[str, float | list[float]] = field(default_factory=dict)
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the safetensors file atomically; reloading gives the same bits."""
@@ -56,10 +62,23 @@ class Directions:
             "format": FORMAT, "dreamkit": __version__, "model": self.model, "layer": self.layer,
             "method": self.method, "stats": json.dumps(self.stats),
         }
-        vectors = self.vectors.detach().to("cpu", torch.float32).contiguous()
+        tensors = {name: t.detach().to("cpu", torch.float32).contiguous()
+                   for name, t in {**self.extras, _TENSOR: self.vectors}.items()}
         with atomic_path(path) as tmp:
-            save_file({_TENSOR: vectors}, str(tmp), metadata=metadata)
+            save_file(tensors, str(tmp), metadata=metadata)
+            _sort_header(tmp)
         return Path(path)
+
+
+def _sort_header(path: Path) -> None:
+    """Rewrite a safetensors header with sorted keys (safetensors writes its maps in hash
+    order), so that the same directions always give the same bytes."""
+    data = Path(path).read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8:8 + size]), sort_keys=True,
+                        separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the data stays 8-byte aligned
+    Path(path).write_bytes(len(header).to_bytes(8, "little") + header + data[8 + size:])
 
 
 def _bad(path: object, what: str) -> DreamkitError:
@@ -82,6 +101,18 @@ def _check_stats(path: object, text: str) -> dict[str, float | list[float]]:
     return stats
 
 
+def _check_extras(path: object, method: str, tensors: dict[str, torch.Tensor], k: int,
+                  c: int) -> None:
+    for name, dims in EXTRAS.get(method, {}).items():
+        shape = tuple({"K": k, "C": c}.get(d, d) for d in dims)
+        got = tensors[name]
+        if got.dtype != torch.float32 or tuple(got.shape) != shape:
+            raise _bad(path, f"{name} must be float32 {shape}, got {got.dtype} "
+                             f"{tuple(got.shape)}")
+        if not torch.isfinite(got).all():
+            raise _bad(path, f"non-finite values in {name}")
+
+
 def load_directions(
     path: str | os.PathLike[str], *, model: str | None = None, layer: str | None = None,
     table: LayerTable | None = None,
@@ -93,9 +124,12 @@ def load_directions(
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             keys = set(f.keys())
-            if keys != {_TENSOR}:
-                raise _bad(path, f"expected one tensor '{_TENSOR}', found {sorted(keys)}")
-            vectors = f.get_tensor(_TENSOR)
+            extras = set(EXTRAS.get(meta.get("method", ""), {}))
+            if keys != {_TENSOR, *extras}:
+                raise _bad(path, f"expected tensors {sorted({_TENSOR, *extras})}, found "
+                                 f"{sorted(keys)}")
+            tensors = {name: f.get_tensor(name) for name in keys}
+            vectors = tensors.pop(_TENSOR)
     except (SafetensorError, OSError, ValueError) as exc:
         raise _bad(path, " ".join(str(exc).split())) from None
     if set(meta) != _KEYS or meta["format"] != FORMAT:
@@ -111,8 +145,9 @@ def load_directions(
     if (norms < 1e-6).any():
         raise _bad(path, f"row {int((norms < 1e-6).nonzero()[0])} is a zero vector (it has no "
                          "direction)")
+    _check_extras(path, meta["method"], tensors, *vectors.shape)
     saved = Directions(vectors, meta["layer"], meta["model"], meta["method"],
-                       _check_stats(path, meta["stats"]))
+                       _check_stats(path, meta["stats"]), tensors)
     if model is not None and saved.model != model:
         raise DreamkitError(
             f"{path}: direction was fitted on model {saved.model}, not {model} (pass --model "

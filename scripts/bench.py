@@ -8,11 +8,16 @@
   (c) one step of (b)'s batched render vs a bare fp32 forward + backward of the truncated
       network at the same batch and size (dreamkit's overhead);
   (d) (b)'s batched render on torchvision's GoogLeNet, wrapped generically (`dreamkit.wrap`,
-      fx-truncated) vs the same weights as dreamkit's staged `googlenet` (the cost of wrapping).
+      fx-truncated) vs the same weights as dreamkit's staged `googlenet` (the cost of wrapping);
+  (e) the microscope's dataset-example pass over a photo folder (every channel of inception3b
+      and inception4c, top 6): dreamkit's streaming pass (batched, background loader, forward
+      stopped at the deepest layer) vs a plain loop (one photo at a time, full forward), in
+      photos per second.
 
 Times are medians over `--repeats` runs after one warm-up run; peak memory is
 `torch.cuda.max_memory_allocated` on CUDA and the process's peak resident set (VmHWM, reset
-before each case) on the CPU. Prints a table; `-o bench.json` writes every number.
+before each case) on the CPU. The process keeps freed memory as the CLI does
+(`dreamkit.allocator`). Prints a table; `-o bench.json` writes every number.
 
   python scripts/bench.py                 # the full sizes (for a GPU)
   python scripts/bench.py --quick         # small sizes: a CPU smoke run
@@ -26,6 +31,7 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +43,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dreamkit import load_model  # noqa: E402
+from dreamkit.allocator import keep_freed_memory  # noqa: E402
 from dreamkit.dream import DreamSettings, dream, octave_sizes  # noqa: E402
 from dreamkit.models.base import Model  # noqa: E402
 from dreamkit.models.lrn import LocalResponseNorm  # noqa: E402
@@ -46,6 +53,11 @@ LAYER = "inception4c"
 BARE = "bare fp32 forward + backward (stock modules, one pass)"
 FULL = dict(dream_size=1024, dream_steps=10, channels=64, vis_steps=512, vis_size=128, repeats=3)
 QUICK = dict(dream_size=128, dream_steps=10, channels=4, vis_steps=4, vis_size=64, repeats=1)
+FULL["photos"], QUICK["photos"] = 128, 8
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
+EXAMPLE_LAYERS = ("inception3b", "inception4c")
+PLAIN_EXAMPLES = "plain loop: one photo at a time, full forward, stock torch modules"
+PLAIN_EXAMPLES_OWN = "plain loop: one photo at a time, full forward, dreamkit's network"
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -220,6 +232,60 @@ def bench_wrapped(device: torch.device, channels: int, steps: int, size: int,
     return [dict(case=what, variant=v, **m) for v, m in interleaved(runs, device, repeats).items()]
 
 
+def plain_examples(net: Model, paths: list[Path], k: int) -> dict:
+    """The examples as a plain loop finds them: each photo alone, the whole network run."""
+    from dreamkit.capture import capture_resolved
+    from dreamkit.image_io import load_image
+    from dreamkit.microscope.examples import TopK, view
+
+    found = {layer: TopK.empty(range(net.layers.resolve(layer).channels), k)
+             for layer in EXAMPLE_LAYERS}
+    for i, path in enumerate(paths):
+        x = view(load_image(path))[None].to(net.device)
+        with torch.no_grad():
+            acts = capture_resolved(net, x, [*EXAMPLE_LAYERS, "logits"])
+        for layer, top in found.items():
+            best, where = acts[layer][0].flatten(1).max(1)
+            width = acts[layer].shape[-1]
+            top.add(best[:, None].cpu(), torch.full_like(best, i)[:, None].cpu(),
+                    (where // width)[:, None].cpu(), (where % width)[:, None].cpu())
+    return found
+
+
+def bench_examples(net: Model, device: torch.device, folder: Path, count: int,
+                   repeats: int) -> list[dict]:
+    from dreamkit.image_io import list_images
+    from dreamkit.microscope.examples import stream
+
+    paths = list_images(folder)[:count]
+    layers = {layer: list(range(net.layers.resolve(layer).channels)) for layer in EXAMPLE_LAYERS}
+    what = f"(e) dataset examples of {' + '.join(EXAMPLE_LAYERS)}, {len(paths)} photos"
+    stock = stock_network(net)
+    runs = {PLAIN_EXAMPLES: lambda: plain_examples(stock, paths, 6),
+            PLAIN_EXAMPLES_OWN: lambda: plain_examples(net, paths, 6),
+            "dreamkit streaming pass": lambda: stream(net, paths, layers, 6)}
+    rows = [dict(case=what, variant=v, **m) for v, m in interleaved(runs, device, repeats).items()]
+    for row in rows:
+        row["photos_per_second"] = len(paths) / row["seconds"]
+    return rows
+
+
+def _photo_folder(folder: Path | None, count: int, scratch: Path) -> Path:
+    """`folder`, the shared photos, or (neither present) `count` generated JPEGs."""
+    if folder is not None:
+        return folder
+    if PHOTOS.is_dir():
+        return PHOTOS
+    from dreamkit.image_io import save_image
+
+    generator = torch.Generator().manual_seed(0)
+    for i in range(count):
+        small = torch.rand(3, 24, 32, generator=generator)
+        save_image(F.interpolate(small[None], size=(375, 500), mode="bicubic")[0].clamp(0, 1),
+                   scratch / f"photo{i:03d}.jpg")
+    return scratch
+
+
 def interleaved(runs: dict[str, Callable[[], object]], device: torch.device,
                 repeats: int) -> dict[str, dict]:
     """`measure` for variants that are compared with each other: their runs alternate, so a
@@ -255,6 +321,11 @@ def ratios(rows: list[dict]) -> dict[str, float]:
     if "staged googlenet (hand-written stages)" in by:
         out["wrapped / staged googlenet"] = (by["torchvision GoogLeNet wrapped generically"]
                                              / by["staged googlenet (hand-written stages)"])
+    if PLAIN_EXAMPLES in by:
+        out["examples pass speed-up (photos/s, streaming / plain, stock modules)"] = (
+            by[PLAIN_EXAMPLES] / by["dreamkit streaming pass"])
+        out["examples pass speed-up (photos/s, streaming / plain on dreamkit's network)"] = (
+            by[PLAIN_EXAMPLES_OWN] / by["dreamkit streaming pass"])
     return out
 
 
@@ -262,7 +333,9 @@ def table(rows: list[dict], summary: dict[str, float]) -> str:
     lines = ["| case | variant | median | peak memory |", "|---|---|---:|---:|"]
     for row in rows:
         peak = f"{row['peak_mb']:.0f} MB" if row.get("peak_mb") else "n/a"
-        lines.append(f"| {row['case']} | {row['variant']} | {row['seconds']:.3f} s | {peak} |")
+        rate = f" ({row['photos_per_second']:.1f} photos/s)" if "photos_per_second" in row else ""
+        lines.append(f"| {row['case']} | {row['variant']} | {row['seconds']:.3f} s{rate} | "
+                     f"{peak} |")
     lines += ["", "| ratio | value |", "|---|---:|"]
     lines += [f"| {name} | {value:.2f} |" for name, value in summary.items()]
     return "\n".join(lines)
@@ -272,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a CPU smoke run")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--cases", default="abcd", help="which of the cases a-d to run")
+    parser.add_argument("--cases", default="abcde", help="which of the cases a-e to run")
+    parser.add_argument("--images", type=Path, metavar="DIR",
+                        help=f"photos for case e (default: {PHOTOS}, else generated ones)")
     parser.add_argument("-o", "--output", metavar="JSON", help="write the results here")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads (default: torch's, one per core)")
@@ -280,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, metavar="N",
                             help=f"(full: {value}, quick: {QUICK[key]})")
     args = parser.parse_args(argv)
+    keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = {k: getattr(args, k) or (QUICK if args.quick else FULL)[k] for k in FULL}
@@ -300,6 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     if "d" in args.cases:
         rows += bench_wrapped(device, sizes["channels"], sizes["vis_steps"], sizes["vis_size"],
                               sizes["repeats"])
+    if "e" in args.cases:
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = _photo_folder(args.images, sizes["photos"], Path(scratch))
+            rows += bench_examples(net, device, folder, sizes["photos"], sizes["repeats"])
     summary = ratios(rows)
     machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
                else f"{platform.processor() or platform.machine()}, "

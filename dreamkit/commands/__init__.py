@@ -9,18 +9,21 @@ A command module has a docstring (its first line is the command's summary, the r
 from types import ModuleType
 
 from dreamkit.commands import (
+    dictionary,
     direction,
     dream,
     fetch_weights,
     gallery,
     layers,
     linearity,
+    microscope,
     reproduce,
     vis,
     zoom,
 )
 
-COMMANDS = [dream, layers, vis, direction, linearity, fetch_weights, gallery, reproduce, zoom]
+COMMANDS = [dream, layers, vis, microscope, direction, dictionary, linearity, fetch_weights,
+            gallery, reproduce, zoom]
 
 
 def name_of(command: ModuleType) -> str:

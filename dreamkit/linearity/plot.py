@@ -19,7 +19,7 @@ LINES = [("trained", "photos", "-", "o"), ("trained", "random", "--", "x"),
          ("kaiming", "photos", ":", "s"), ("shuffled", "photos", "-.", "^")]
 
 
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
 
@@ -65,7 +65,7 @@ def _curves(ax, rows: Sequence[Row]) -> None:
 
 def plot_report(rows: Sequence[Row], path: str | os.PathLike[str]) -> Path:
     """One row of panels per network."""
-    plt = _pyplot()
+    plt = pyplot()
     networks = list(dict.fromkeys(r.network for r in rows))
     fig, axes = plt.subplots(len(networks), 4, squeeze=False,
                              figsize=(17, 3.8 * len(networks)))
@@ -88,7 +88,7 @@ def plot_report(rows: Sequence[Row], path: str | os.PathLike[str]) -> Path:
 
 def save_figure(fig, path: str | os.PathLike[str], dpi: int = 80) -> Path:
     """A matplotlib figure written like every dreamkit picture: through `save_image`."""
-    plt = _pyplot()
+    plt = pyplot()
     fig.set_dpi(dpi)
     fig.canvas.draw()
     rgba = torch.from_numpy(np.asarray(fig.canvas.buffer_rgba()).copy())

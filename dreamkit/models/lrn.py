@@ -3,10 +3,10 @@
 `y = x / (k + alpha/n * sum of x^2 over the n neighbouring channels)^beta`, the same function as
 `torch.nn.LocalResponseNorm`, with its own forward and backward: channel-window sums of shifted
 slices instead of PyTorch's 3-d average pooling, one power per call (the backward reuses the
-forward's), no padded copies. Forward + backward run 2.5x faster than PyTorch's on the CPU
-(64 x 192 x 38 x 38, channels_last), and channels_last tensors stay channels_last. It computes
-in at least fp32 (under autocast too): squares of 0-255-scale activations overflow fp16 and
-lose digits in bf16.
+forward's; Caffe's beta 0.75 by square roots, not pow), no padded copies. Forward + backward
+run 2.5x faster than PyTorch's on the CPU (64 x 192 x 38 x 38, channels_last, 2 threads), and
+channels_last tensors stay channels_last. It computes in at least fp32 (under autocast too):
+squares of 0-255-scale activations overflow fp16 and lose digits in bf16.
 """
 
 from __future__ import annotations
@@ -26,13 +26,20 @@ def _window_sum(t: torch.Tensor, before: int, after: int) -> torch.Tensor:
     return total
 
 
+def _inverse_power(t: torch.Tensor, beta: float) -> torch.Tensor:
+    """t ** -beta; Caffe's beta 0.75 as rsqrt(t) * rsqrt(sqrt(t)), 3x faster than pow on a CPU."""
+    if beta == 0.75:
+        return t.rsqrt().mul_(t.sqrt().rsqrt_())
+    return t.pow(-beta)
+
+
 class _LRNFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, size, alpha, beta, k):  # type: ignore[override]
         work = x.to(torch.promote_types(x.dtype, torch.float32))
         before, after = size // 2, size - 1 - size // 2
-        norm = _window_sum(work.square(), before, after).mul_(alpha / size).add_(k)
-        scale = norm.pow(-beta)
+        norm = _window_sum(work * work, before, after).mul_(alpha / size).add_(k)
+        scale = _inverse_power(norm, beta)
         ctx.save_for_backward(work, norm, scale)
         ctx.constants = size, alpha, beta, before, after
         return (work * scale).to(x.dtype)

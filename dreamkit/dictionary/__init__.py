@@ -1,0 +1,97 @@
+"""Dictionary features: overcomplete sparse directions of a layer (a top-k sparse autoencoder),
+fitted on a folder of photos, measured against same-size baselines, and saved as a direction
+file that `vis --direction`, `dream --direction` and the rest already read.
+
+collect.py streams activation vectors into fixed-size samples, sae.py trains the autoencoder
+(with `overcomplete`), evaluate.py measures it, report.py prints and writes the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dreamkit.dictionary.collect import Samples, collect
+from dreamkit.dictionary.evaluate import evaluate, steering, steering_directions, top_features
+from dreamkit.dictionary.report import table, write_report
+from dreamkit.dictionary.sae import Codec, train
+from dreamkit.directions import Directions
+
+STEERING_PHOTOS = 8
+STEERING_DIRECTIONS = 4
+TOP_FEATURES = 16  # the report lists the features most often active on held-out vectors
+
+__all__ = ["Codec", "Fit", "codec_of", "collect", "fit", "table", "write_report"]
+
+
+@dataclass
+class Fit:
+    directions: Directions
+    codec: Codec
+    report: dict
+    distributions: dict[str, torch.Tensor]
+    samples: Samples
+
+
+def codec_of(directions: Directions) -> Codec:
+    """The encoder of a dictionary direction file."""
+    if directions.method != "dictionary":
+        raise ValueError(f"a {directions.method} direction file has no encoder")
+    extras = directions.extras
+    return Codec(directions.vectors, extras["encoder"], extras["encoder_bias"], extras["center"],
+                 float(extras["scale"]), int(directions.stats["k"]))
+
+
+def later_layer(net, layer: str) -> str:
+    """The deepest spatial layer of the model's table (the logits when `layer` is it)."""
+    table = net.layers
+    deeper = [name for name in table.names[table.index(layer) + 1:]
+              if name != table.logits and net.is_cut(name)]
+    return deeper[-1] if deeper else table.logits
+
+
+def fit(net, model: str, paths: Sequence[Path], layer: str, features: int, k: int, *,
+        seed: int = 0, epochs: int = 30, progress=None) -> Fit:
+    """Collect, train, evaluate: the dictionary as a direction file and its report."""
+    samples = collect(net, paths, layer, later_layer(net, layer), seed=seed,
+                      progress=progress and progress("photos", len(paths)))
+    codec = train(samples.train, features, k, epochs=epochs, seed=seed,
+                  progress=progress and progress("epochs", epochs))
+    report, distributions = evaluate(codec, samples.train, samples.held, samples.held_view,
+                                     samples.later, seed)
+    report["top_features"] = top_features(codec, samples.held, TOP_FEATURES)
+    chosen = report["top_features"][:STEERING_DIRECTIONS]
+    size = float((samples.held - samples.train.mean(0)).norm(dim=1).median())
+    photos = _steering_photos(paths)
+    report["steering"] = steering(net, layer, photos,
+                                  steering_directions(codec, chosen, seed), size)
+    report.update(photos=samples.photos, skipped=samples.skipped, seed=seed, epochs=epochs)
+    stats = {"k": k, "features": features, "seed": seed, "epochs": epochs,
+             "r2": report["r2"]["dictionary"], "r2_neurons": report["r2"]["neurons (top-k)"],
+             "r2_random": report["r2"]["random directions (top-k)"],
+             "r2_pca": report["r2"]["pca (k components)"], "mean_l0": report["mean_l0"],
+             "dead_features": report["dead_features"], "scale": codec.scale}
+    extras = {"encoder": codec.encoder, "encoder_bias": codec.bias, "center": codec.center,
+              "scale": torch.tensor([codec.scale])}
+    directions = Directions(codec.decoder, layer, model, "dictionary", stats, extras)
+    return Fit(directions, codec, report, distributions, samples)
+
+
+def _steering_photos(paths: Sequence[Path]) -> torch.Tensor:
+    """A few of the readable held-out photos, as the network sees them."""
+    from dreamkit.dictionary.collect import HELD_OUT_EVERY, SIDE
+    from dreamkit.microscope.examples import Photos
+
+    held = Photos([p for i, p in enumerate(paths) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1],
+                  side=SIDE)
+    found = []
+    for i in range(len(held)):
+        image, _ = held[i]
+        if image is not None:
+            found.append(image)
+        if len(found) == STEERING_PHOTOS:
+            break
+    return torch.stack(found)
