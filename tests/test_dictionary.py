@@ -103,7 +103,7 @@ def _generated(folder: Path, count: int, size: int = 40) -> Path:
 def test_collecting_streams_in_fixed_memory(tmp_path):
     """Acceptance 5: peak memory of collecting from 200 and from 2000 generated images (a
     small wrapped network, a fresh process each) differs by far less than keeping the
-    vectors would cost (2000 photos x 2 views x 196 positions x 64 channels: 200 MB)."""
+    vectors would cost (2000 photos x 2 views x 784 positions x 64 channels: 800 MB)."""
     folder = _generated(tmp_path / "many", 2000)
     code = ("import sys, resource; from pathlib import Path; import torch\n"
             "torch.set_num_threads(1)\n"

@@ -54,11 +54,9 @@ class Codec:
 def _overcomplete():
     """overcomplete's SAE module (matplotlib >= 3.9 removed the `cm.get_cmap` it imports)."""
     try:
-        import matplotlib.cm
+        import matplotlib
 
         if not hasattr(matplotlib.cm, "get_cmap"):
-            import matplotlib
-
             matplotlib.cm.get_cmap = matplotlib.colormaps.get_cmap
         import overcomplete.sae as sae
     except ImportError as exc:
