@@ -7,6 +7,8 @@ The whole public API is importable from here; names load on first use, so `impor
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 from dreamkit.version import __version__
 
@@ -38,6 +40,10 @@ _API = {
     "RenderResult": "dreamkit.render",
     "dream": "dreamkit.dream",
     "DivergedError": "dreamkit.dream",
+    "Dreamed": "dreamkit.dream",
+    "Picture": "dreamkit.display",
+    "Preview": "dreamkit.display",
+    "show": "dreamkit.display",
     "load_image": "dreamkit.image_io",
     "save_image": "dreamkit.image_io",
     "list_images": "dreamkit.image_io",
@@ -68,3 +74,17 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return __all__
+
+
+class _Facade(types.ModuleType):
+    """Importing a submodule sets the package's attribute of that name to the module (Python's
+    import system does); `dream`, `render` and `capture` name both a submodule and its
+    function, so keep the function, whatever was imported first."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, types.ModuleType) and _API.get(name) == value.__name__:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Facade

@@ -16,6 +16,7 @@ another model or layer.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -55,6 +56,31 @@ class Directions:
     method: str
     stats: dict[str, float | list[float]] = field(default_factory=dict)
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line: what these directions are and how good (held-out accuracy, variance)."""
+        what = f"{len(self.vectors)} {self.method} direction(s) of {self.model} {self.layer}"
+        s = self.stats
+        if "accuracy" in s:
+            unit = "images" if s.get("folds_over_images") else "crops"
+            return (f"{what}: held-out accuracy {s['accuracy']:.1%} ({s.get('folds', 0):.0f}-fold"
+                    f" over {unit}; {s.get('positives', 0):.0f} positive, "
+                    f"{s.get('negatives', 0):.0f} negative examples)")
+        shown = []
+        for key, value in s.items():
+            values = value if isinstance(value, list) else [value]
+            text = ", ".join(f"{v:.3g}" for v in values[:4]) + (", ..." if len(values) > 4 else "")
+            shown.append(f"{key.replace('_', ' ')} {text}")
+        return f"{what}: {'; '.join(shown)}" if shown else what
+
+    def __repr__(self) -> str:
+        return f"Directions({self.describe()})"
+
+    def _repr_html_(self) -> str:
+        from dreamkit.display import heat_strip
+
+        return (f"<p>{html.escape(self.describe())}</p>{heat_strip(self.vectors).html()}"
+                "<p><small>each row over the channels: red positive, blue negative</small></p>")
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the safetensors file atomically; reloading gives the same bits."""

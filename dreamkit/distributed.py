@@ -29,10 +29,10 @@ from typing import TypeVar
 
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
 
 from dreamkit.errors import DreamkitError
 from dreamkit.files import remove_stale_temporaries
+from dreamkit.progress import tqdm
 
 Job = TypeVar("Job")
 

@@ -14,25 +14,66 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from dreamkit.display import Picture, show
 from dreamkit.errors import DreamkitError
 from dreamkit.layers import LOGITS
 from dreamkit.models.base import Model
 from dreamkit.objectives import Objective, as_objective
 from dreamkit.precision import precision_name, resolve_precision
+from dreamkit.progress import tqdm
 from dreamkit.settings import DreamSettings
 from dreamkit.tensors import check_images, check_kind, check_model
 from dreamkit.tiling import Gradient, image_gradient
 from dreamkit.transforms import gaussian_blur
 
-__all__ = ["DivergedError", "DreamSettings", "dream", "dream_step", "octave_sizes"]
+__all__ = ["DivergedError", "DreamSettings", "Dreamed", "dream", "dream_step", "octave_sizes"]
 
 MIN_OCTAVE_SIDE = 32  # smaller octaves carry no useful detail and starve deep layers
 
 
 class DivergedError(DreamkitError):
     """The loss or the gradient became NaN or infinite; the image is dropped, never written."""
+
+
+class Dreamed(torch.Tensor):
+    """What `dream` returns: the dreamed image(s), a tensor like any other (every operation on
+    it gives a plain `torch.Tensor`) that also keeps the `photo` it started from, the
+    `objective`'s name and what `ran`; in a notebook it shows the photo beside the dream."""
+
+    photo: torch.Tensor
+    objective: str
+    ran: dict
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        with torch._C.DisableTorchFunctionSubclass():
+            return func(*args, **(kwargs or {}))
+
+    @staticmethod
+    def of(image: torch.Tensor, photo: torch.Tensor, objective: str, ran: dict) -> Dreamed:
+        made = image.as_subclass(Dreamed)
+        made.photo, made.objective, made.ran = photo, objective, ran
+        return made
+
+    def __reduce_ex__(self, protocol):  # saved and pickled as a plain tensor (torch.load-safe)
+        return self.as_subclass(torch.Tensor).__reduce_ex__(protocol)
+
+    def __deepcopy__(self, memo: dict) -> Dreamed:
+        plain = self.as_subclass(torch.Tensor)
+        return Dreamed.of(plain.clone(), self.photo.clone(), self.objective, dict(self.ran))
+
+    def show(self, max_cell: int = 384) -> Picture:
+        """Photo and dream side by side (each photo of a batch above its dream)."""
+        before = self.photo if self.photo.dim() == 4 else self.photo[None]
+        after = self if self.dim() == 4 else self[None]
+        size = tuple(after.shape[-2:])
+        cells = [im for pair in zip(_resize(before.float(), size).clamp(0, 1).cpu(),
+                                    after.float().cpu(), strict=True) for im in pair]
+        return show(cells, ["photo", self.objective] * len(after), columns=2, max_cell=max_cell)
+
+    def _repr_png_(self) -> bytes:
+        return self.show().png()
 
 
 def octave_sizes(height: int, width: int, settings: DreamSettings,
@@ -111,16 +152,18 @@ def dream(
     plans: list[str] | None = None,
     ran: dict | None = None,
     **overrides,
-) -> torch.Tensor:
+) -> Dreamed:
     """Dream `image` (3, H, W) or (B, 3, H, W), RGB in [0, 1]; returns the same shape (the
-    longer side `settings.size` when that is set).
+    longer side `settings.size` when that is set) as a `Dreamed` tensor, which shows the
+    photo beside the dream in a notebook.
 
     Settings come from `settings` (`DreamSettings`; default: the classic ones, or the model's
     own `dream_defaults`) with keyword overrides (`steps=5`, `precision="fp32"`, `tile=0`).
     `objective` defaults to the norm of the model's default layer. `on_octave(index, image)`
     is called after each octave with the dream so far at the output size; `on_step(step,
-    image, values)` after every step. `plans` forces each octave's gradient plan (a record's);
-    `ran`, when given, is filled with what really ran (device, precision, plans). Raises
+    image, values)` after every step (`dreamkit.Preview` shows the dream as it grows).
+    `plans` forces each octave's gradient plan (a record's); `ran`, when given, is filled
+    with what really ran (device, precision, plans; also the result's `.ran`). Raises
     DivergedError when a loss or gradient is not finite (checked once per octave, so the loop
     never waits on a GPU).
     """
@@ -164,6 +207,7 @@ def dream(
             if on_octave is not None:
                 so_far = (base + _resize(detail, tuple(base.shape[-2:]))).clamp_(0.0, 1.0)
                 on_octave(index, so_far[0] if single else so_far)
+    what_ran = {"device": str(device), "precision": precision_name(dtype), "plans": used}
     if ran is not None:
-        ran.update(device=str(device), precision=precision_name(dtype), plans=used)
-    return dreamed[0] if single else dreamed
+        ran.update(what_ran)
+    return Dreamed.of(dreamed[0] if single else dreamed, image, objective.name, what_ran)

@@ -89,6 +89,21 @@ class LayerTable(Sequence[LayerInfo]):
         """The model's one default layer (the mid tier's): `dream` and the Python API agree."""
         return self.defaults["mid"]
 
+    def text(self, note: str = "") -> str:
+        """The table as `dreamkit layers` prints it (tier defaults marked *)."""
+        defaults = set(self.defaults.values())
+        width = max(14, *(len(layer.name) for layer in self))
+        lines = [f"{'layer':<{width}} {'tier':<5} {'channels':>8} {'stride':>7}   "
+                 f"({self.model}{note})"]
+        for layer in self:
+            stride = "global" if layer.stride is None else str(layer.stride)
+            mark = " *" if layer.name in defaults else ""
+            lines.append(f"{layer.name:<{width}} {layer.tier:<5} {layer.channels:>8} "
+                         f"{stride:>7}{mark}")
+        tiers = ", ".join(f"{t}: {n}" for t, n in self.defaults.items())
+        lines.append(f"* the tier defaults ({tiers}); the model's default layer is {self.default}")
+        return "\n".join(lines)
+
     def index(self, name: str) -> int:  # type: ignore[override]
         return self.names.index(self.resolve(name).name)
 

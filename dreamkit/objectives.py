@@ -37,12 +37,14 @@ class Objective:
         *,
         batch: int | None = None,
         setup: Sequence[Callable[[nn.Module], None]] = (),
+        labels: Sequence[str] | None = None,
     ):
         self.fn = fn
         self.needs = tuple(dict.fromkeys(needs))
         self.name = name
         self.batch = batch
         self.setup = tuple(setup)
+        self.labels = tuple(labels) if labels is not None else None  # one per image, if batch
         self.terms: tuple[tuple[float, Objective], ...] = ((1.0, self),)
         self.constant = 0.0
 
@@ -51,6 +53,12 @@ class Objective:
 
     def __repr__(self) -> str:
         return f"Objective({self.name})"
+
+    def image_labels(self, count: int) -> list[str]:
+        """What image i of a batch of `count` maximizes (for captions)."""
+        if self.labels is not None and len(self.labels) == count:
+            return list(self.labels)
+        return [self.name] * count
 
     def prepare(self, net: nn.Module) -> Objective:
         """Run the setup steps (once per render or dream) with the network; returns self."""
@@ -88,11 +96,17 @@ class Objective:
                 total = value if total is None else total + value
             return total if constant == 0 else total + constant  # type: ignore[return-value]
 
-        names = [o.name if w == 1 else f"{w:g} * ({o.name})" for w, o in flat]
-        name = " + ".join(names) + (f" + {constant:g}" if constant else "")
-        made = Objective(fn, [n for _, o in flat for n in o.needs], name,
-                         batch=batches.pop() if batches else None,
-                         setup=[s for _, o in flat for s in o.setup])
+        def named(weight: float, text: str) -> str:
+            return text if weight == 1 else f"{weight:g} * ({text})"
+
+        tail = f" + {constant:g}" if constant else ""
+        name = " + ".join(named(w, o.name) for w, o in flat) + tail
+        batch = batches.pop() if batches else None
+        labels = None if batch is None else [
+            " + ".join(named(w, o.image_labels(batch)[i]) for w, o in flat) + tail
+            for i in range(batch)]
+        made = Objective(fn, [n for _, o in flat for n in o.needs], name, batch=batch,
+                         setup=[s for _, o in flat for s in o.setup], labels=labels)
         made.terms, made.constant = tuple(flat), constant
         return made
 
@@ -154,6 +168,11 @@ def _list_length(values: object) -> int | None:
     return None if isinstance(values, int) else len(values)  # type: ignore[arg-type]
 
 
+def _each(values: object, label: Callable[[int], str]) -> list[str] | None:
+    """Per-image labels for a per-image list of indices (None for one shared value)."""
+    return None if isinstance(values, int) else [label(v) for v in values]  # type: ignore
+
+
 def layer_norm(layer: str) -> Objective:
     """DeepDream's objective: the root-mean-square activation of the whole layer."""
     return Objective(
@@ -171,12 +190,13 @@ def channel(layer: str, channels: int | Sequence[int]) -> Objective:
         picked = acts[torch.arange(acts.shape[0], device=acts.device), index]
         return picked.float().flatten(1).mean(1)
 
-    return Objective(fn, [layer], f"{layer}:{channels}", batch=_list_length(channels))
+    return Objective(fn, [layer], f"{layer}:{channels}", batch=_list_length(channels),
+                     labels=_each(channels, lambda c: f"{layer}:{c}"))
 
 
 def class_logit(classes: int | str | Sequence[int | str]) -> Objective:
     """The logit of an ImageNet class, by index or name; a list gives one class per image."""
-    from dreamkit.imagenet import class_index
+    from dreamkit.imagenet import class_index, class_names
 
     if isinstance(classes, (int, str)):
         index: int | list[int] = class_index(classes)
@@ -188,7 +208,8 @@ def class_logit(classes: int | str | Sequence[int | str]) -> Objective:
         rows = torch.arange(logits.shape[0], device=logits.device)
         return logits[rows, _per_channel(index, logits)].float()
 
-    return Objective(fn, [LOGITS], f"class {classes}", batch=_list_length(index))
+    return Objective(fn, [LOGITS], f"class {classes}", batch=_list_length(index),
+                     labels=_each(index, lambda c: f"class {c} {class_names()[c]}"))
 
 
 def neuron(
@@ -207,7 +228,8 @@ def neuron(
         return acts[rows, _per_channel(channels, acts), row, col].float()
 
     where = "centre" if x is None and y is None else f"x={x},y={y}"
-    return Objective(fn, [layer], f"{layer}:{channels} @{where}", batch=_list_length(channels))
+    return Objective(fn, [layer], f"{layer}:{channels} @{where}", batch=_list_length(channels),
+                     labels=_each(channels, lambda c: f"{layer}:{c} @{where}"))
 
 
 COS_FLOOR = 0.1  # cosines below this count as this in `direction` (as lucid's floor)
@@ -242,7 +264,9 @@ def direction(layer: str, vector: torch.Tensor, cossim_power: float = 0.0) -> Ob
             dot = dot * cos.clamp_min(COS_FLOOR).pow(cossim_power)
         return dot.flatten(1).mean(1)
 
-    return Objective(fn, [layer], f"{layer} direction (cos^{cossim_power})", batch=batch)
+    name = f"{layer} direction (cos^{cossim_power})"
+    return Objective(fn, [layer], name, batch=batch,
+                     labels=None if batch is None else [f"{name} {i}" for i in range(batch)])
 
 
 def _gram(acts: torch.Tensor) -> torch.Tensor:
@@ -313,7 +337,8 @@ def per_image(objectives: Sequence[Objective]) -> Objective:
 
     return Objective(fn, [n for o in objectives for n in o.needs],
                      f"per image: {', '.join(o.name for o in objectives)}",
-                     batch=len(objectives), setup=[s for o in objectives for s in o.setup])
+                     batch=len(objectives), setup=[s for o in objectives for s in o.setup],
+                     labels=[o.name for o in objectives])
 
 
 def as_objective(spec: Objective | str) -> Objective:

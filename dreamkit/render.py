@@ -16,19 +16,21 @@ factory (`optimizer=`) and a callback `on_step(step, images, values)`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from dreamkit.display import Picture, show
 from dreamkit.errors import DreamkitError
 from dreamkit.models.base import Model
 from dreamkit.models.relu import redirected
 from dreamkit.objectives import Objective, as_objective
 from dreamkit.param import ImageParam, make_param
 from dreamkit.precision import precision_name, resolve_precision
+from dreamkit.progress import tqdm
 from dreamkit.settings import RenderSettings, check_batch
 from dreamkit.tensors import check_kind, check_model
 from dreamkit.tiling import Gradient, image_gradient
@@ -43,7 +45,8 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 class RenderResult:
     """`images` (B, 3, H, W) in [0, 1] on the CPU; `history` (recorded steps, B) objective
     values, taken at `history_steps`; `settings` what was asked; `ran` what really ran
-    (device, precision, gradient plan), for records."""
+    (device, precision, gradient plan), for records; `labels` what each image maximizes. In a
+    notebook it shows itself as a grid captioned with each image's final value and target."""
 
     images: torch.Tensor
     history: torch.Tensor
@@ -51,6 +54,29 @@ class RenderResult:
     settings: RenderSettings
     objective: str = ""
     ran: dict = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        b, _, h, w = self.images.shape
+        final = ", ".join(f"{v:.3g}" for v in self.history[-1].tolist()[:8])
+        return (f"RenderResult({b} image(s) {w}x{h}, {self.objective[:80]}, final values "
+                f"[{final}{', ...' if b > 8 else ''}], {self.ran.get('device', '?')})")
+
+    def show(self, columns: int | None = None) -> Picture:
+        """The images in a grid (up to 8 a row), each captioned `final value · target`."""
+        final = self.history[-1].tolist()
+        names = self.labels or [self.objective] * len(final)
+        if len(set(names)) == 1:
+            title, names = names[0], [""] * len(names)
+        else:  # what all share goes in the title: "inception4c:" + "97"
+            shared = os.path.commonprefix(names)
+            title = shared[:max(shared.rfind(":"), shared.rfind(" ")) + 1]
+            names = [name[len(title):] for name in names]
+        captions = [f"{v:.3g} · {name}".rstrip(" ·") for v, name in zip(final, names, strict=True)]
+        return show(self.images, captions, columns=columns, title=title.strip()[:120])
+
+    def _repr_png_(self) -> bytes:
+        return self.show().png()
 
 
 def make_step(gradient: Gradient, image: ImageParam, chain: Sequence[Transform],
@@ -156,4 +182,5 @@ def render(
     with torch.no_grad():
         images = image().float().cpu()
     ran = {"device": str(device), "precision": precision_name(dtype), "plans": [plan]}
-    return RenderResult(images, torch.stack(rows), recorded, settings, objective.name, ran)
+    return RenderResult(images, torch.stack(rows), recorded, settings, objective.name, ran,
+                        objective.image_labels(batch))

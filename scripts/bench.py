@@ -12,7 +12,10 @@
   (e) the microscope's dataset-example pass over a photo folder (every channel of inception3b
       and inception4c, top 6): dreamkit's streaming pass (batched, background loader, forward
       stopped at the deepest layer) vs a plain loop (one photo at a time, full forward), in
-      photos per second.
+      photos per second;
+  (f) start-up: `dream --help`, `dreamkit --help` and an argument error, each in a fresh
+      Python process, vs a process that only imports torch (what every answer cost when the
+      CLI imported torch first).
 
 Times are medians over `--repeats` runs after one warm-up run; peak memory is
 `torch.cuda.max_memory_allocated` on CUDA and the process's peak resident set (VmHWM, reset
@@ -30,6 +33,7 @@ import copy
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -286,6 +290,36 @@ def _photo_folder(folder: Path | None, count: int, scratch: Path) -> Path:
     return scratch
 
 
+STARTUP = {
+    "dream --help": "dream_main(['--help'])",
+    "dreamkit --help": "main(['--help'])",
+    "dream with a bad argument (exit 2)": "dream_main(['photo.jpg', '--octaves', 'four'])",
+}
+IMPORT_TORCH = "a Python process that imports torch"
+
+
+def bench_startup(repeats: int) -> list[dict]:
+    """Fresh processes, alternating; each row says whether torch got imported."""
+    root = Path(__file__).resolve().parents[1]
+    probe = "; print('torch' in sys.modules, file=sys.stderr)"
+    scripts = {name: "import sys, contextlib, io\nfrom dreamkit.cli import dream_main, main\n"
+               f"with contextlib.redirect_stdout(io.StringIO()):\n    try: {call}\n"
+               f"    except SystemExit: pass\nsys.stderr = sys.__stderr__{probe}"
+               for name, call in STARTUP.items()}
+    scripts[IMPORT_TORCH] = f"import sys, torch{probe}"
+    times: dict[str, list[float]] = {name: [] for name in scripts}
+    imports: dict[str, bool] = {}
+    for _ in range(max(5, repeats)):
+        for name, script in scripts.items():
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", script], cwd=root, text=True,
+                                  capture_output=True)
+            times[name].append(time.perf_counter() - start)
+            imports[name] = done.stderr.strip().splitlines()[-1] == "True"
+    return [{"case": "f start-up", "variant": name, "seconds": statistics.median(t),
+             "times": t, "imports_torch": imports[name]} for name, t in times.items()]
+
+
 def interleaved(runs: dict[str, Callable[[], object]], device: torch.device,
                 repeats: int) -> dict[str, dict]:
     """`measure` for variants that are compared with each other: their runs alternate, so a
@@ -326,6 +360,8 @@ def ratios(rows: list[dict]) -> dict[str, float]:
             by[PLAIN_EXAMPLES] / by["dreamkit streaming pass"])
         out["examples pass speed-up (photos/s, streaming / plain on dreamkit's network)"] = (
             by[PLAIN_EXAMPLES_OWN] / by["dreamkit streaming pass"])
+    if IMPORT_TORCH in by:
+        out["dream --help / importing torch"] = by["dream --help"] / by[IMPORT_TORCH]
     return out
 
 
@@ -345,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a CPU smoke run")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--cases", default="abcde", help="which of the cases a-e to run")
+    parser.add_argument("--cases", default="abcdef", help="which of the cases a-f to run")
     parser.add_argument("--images", type=Path, metavar="DIR",
                         help=f"photos for case e (default: {PHOTOS}, else generated ones)")
     parser.add_argument("-o", "--output", metavar="JSON", help="write the results here")
@@ -380,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as scratch:
             folder = _photo_folder(args.images, sizes["photos"], Path(scratch))
             rows += bench_examples(net, device, folder, sizes["photos"], sizes["repeats"])
+    if "f" in args.cases:
+        rows += bench_startup(sizes["repeats"])
     summary = ratios(rows)
     machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
                else f"{platform.processor() or platform.machine()}, "

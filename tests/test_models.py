@@ -154,3 +154,15 @@ def test_importing_dreamkit_and_its_cli_loads_no_torch():
     code = "import dreamkit, dreamkit.cli, sys; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_facade_functions_survive_importing_their_submodules_first():
+    """`dreamkit.dream` is the function even after `import dreamkit.dream` (Python sets the
+    package attribute to the submodule on import)."""
+    import subprocess
+
+    code = ("import dreamkit.render, dreamkit.dream, dreamkit.capture\nimport dreamkit as dk\n"
+            "print(all(callable(f) and not isinstance(f, type(dk)) "
+            "for f in (dk.render, dk.dream, dk.capture)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

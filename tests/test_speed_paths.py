@@ -58,14 +58,19 @@ def test_bench_quick_smoke(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "| ratio | value |" in done.stdout
     record = json.loads(out.read_text())
-    assert record["device"] == "cpu" and len(record["rows"]) == 12
+    assert record["device"] == "cpu" and len(record["rows"]) == 16
     assert set(record["ratios"]) == {
         "dream / reference (stock modules)", "dream / reference (dreamkit's network)",
         "batched / one at a time", "render step / bare step", "wrapped / staged googlenet",
         "examples pass speed-up (photos/s, streaming / plain, stock modules)",
-        "examples pass speed-up (photos/s, streaming / plain on dreamkit's network)"}
+        "examples pass speed-up (photos/s, streaming / plain on dreamkit's network)",
+        "dream --help / importing torch"}
     assert all(row["photos_per_second"] > 0 for row in record["rows"] if row["case"][1] == "e")
-    assert all(row["seconds"] > 0 and row["peak_mb"] > 0 for row in record["rows"])
+    work, startup = [[row for row in record["rows"] if (row["case"][0] == "f") == s]
+                     for s in (False, True)]
+    assert all(row["seconds"] > 0 and row["peak_mb"] > 0 for row in work)
+    assert [row["imports_torch"] for row in startup] == [False, False, False, True]
+    assert record["ratios"]["dream --help / importing torch"] < 0.5  # no torch behind --help
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")

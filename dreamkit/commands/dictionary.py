@@ -78,11 +78,10 @@ def run(args: argparse.Namespace) -> int:
     check("features", features, Bounds(int, low=1, high=MAX_FEATURES))
     check("k", args.k, Bounds(int, low=1, high=min(features, info.channels)))
     paths = list_images(args.images)
-    from tqdm.auto import tqdm
-
     from dreamkit.commands.common import open_model, set_threads
     from dreamkit.dictionary import fit, write_report
     from dreamkit.dictionary import table as report_table
+    from dreamkit.progress import tqdm
 
     set_threads(args.threads)
     net = net or open_model(args)

@@ -40,13 +40,5 @@ def run(args: argparse.Namespace) -> int:
         table = load_model(args.model, random_weights=True).layers
         note = "; discovered with random weights, which it does not depend on: nothing " \
                "was downloaded"
-    defaults = set(table.defaults.values())
-    width = max(14, *(len(layer.name) for layer in table))
-    print(f"{'layer':<{width}} {'tier':<5} {'channels':>8} {'stride':>7}   ({table.model}{note})")
-    for layer in table:
-        stride = "global" if layer.stride is None else str(layer.stride)
-        mark = " *" if layer.name in defaults else ""
-        print(f"{layer.name:<{width}} {layer.tier:<5} {layer.channels:>8} {stride:>7}{mark}")
-    print(f"* the tier defaults ({', '.join(f'{t}: {n}' for t, n in table.defaults.items())}); "
-          f"the model's default layer is {table.default}")
+    print(table.text(note))
     return 0

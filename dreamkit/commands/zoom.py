@@ -46,10 +46,9 @@ def run(args: argparse.Namespace) -> int:
     target = target_of(args, table)
     common.check_output(out, inputs=[args.image, target.file], force=args.force,
                  extensions=VIDEO_EXTENSIONS)
-    from tqdm.auto import tqdm
-
     from dreamkit.dream import fit_side
     from dreamkit.image_io import load_image
+    from dreamkit.progress import tqdm
     from dreamkit.targets import objective_of
     from dreamkit.zoom import write_video, zoom_frames
 

@@ -3,7 +3,14 @@ fair baselines and confidence intervals (`probes`, `baselines`, `objects`, `supe
 `stats`; `measure` puts them together per network, `report` over networks, `plot` draws)."""
 
 from dreamkit.linearity.measure import KS, TS, Options, Row, measure
-from dreamkit.linearity.report import partners, run_report, sample_photos, tables, write_table
+from dreamkit.linearity.report import (
+    Report,
+    partners,
+    run_report,
+    sample_photos,
+    tables,
+    write_table,
+)
 
-__all__ = ["KS", "TS", "Options", "Row", "measure", "partners", "run_report", "sample_photos",
-           "tables", "write_table"]
+__all__ = ["KS", "TS", "Options", "Report", "Row", "measure", "partners", "run_report",
+           "sample_photos", "tables", "write_table"]

@@ -63,8 +63,8 @@ def _curves(ax, rows: Sequence[Row]) -> None:
     ax.legend(fontsize=6)
 
 
-def plot_report(rows: Sequence[Row], path: str | os.PathLike[str]) -> Path:
-    """One row of panels per network."""
+def report_figure(rows: Sequence[Row], dpi: int = 80) -> torch.Tensor:
+    """The report's panels, one row of four per network, as a (3, H, W) image."""
     plt = pyplot()
     networks = list(dict.fromkeys(r.network for r in rows))
     fig, axes = plt.subplots(len(networks), 4, squeeze=False,
@@ -83,14 +83,24 @@ def plot_report(rows: Sequence[Row], path: str | os.PathLike[str]) -> Path:
         _curves(line[3], mine)
         line[0].legend(fontsize=6)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return figure_pixels(fig, dpi)
 
 
-def save_figure(fig, path: str | os.PathLike[str], dpi: int = 80) -> Path:
-    """A matplotlib figure written like every dreamkit picture: through `save_image`."""
+def plot_report(rows: Sequence[Row], path: str | os.PathLike[str]) -> Path:
+    """`report_figure` written to `path`."""
+    return save_image(report_figure(rows), path)
+
+
+def figure_pixels(fig, dpi: int = 80) -> torch.Tensor:
+    """A matplotlib figure as a (3, H, W) image in [0, 1] (the figure is closed)."""
     plt = pyplot()
     fig.set_dpi(dpi)
     fig.canvas.draw()
     rgba = torch.from_numpy(np.asarray(fig.canvas.buffer_rgba()).copy())
     plt.close(fig)
-    return save_image(rgba[..., :3].permute(2, 0, 1).float() / 255, path)
+    return rgba[..., :3].permute(2, 0, 1).float() / 255
+
+
+def save_figure(fig, path: str | os.PathLike[str], dpi: int = 80) -> Path:
+    """A matplotlib figure written like every dreamkit picture: through `save_image`."""
+    return save_image(figure_pixels(fig, dpi), path)

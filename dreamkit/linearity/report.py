@@ -4,6 +4,7 @@ write `linearity.json` / `.csv`, print the summary tables and draw `linearity.pn
 from __future__ import annotations
 
 import csv
+import html
 import io
 import math
 import os
@@ -12,13 +13,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from dreamkit.files import atomic_path, write_json
 from dreamkit.linearity import baselines
 from dreamkit.linearity.measure import Options, Row, measure
 from dreamkit.linearity.stats import Resamples
 from dreamkit.models.base import Model
+from dreamkit.progress import tqdm
 
 WEIGHTS = ("trained", "kaiming", "shuffled")
 
@@ -57,8 +58,66 @@ def partners(n: int, seed: int, count: int = PARTNERS) -> torch.Tensor:
     return found
 
 
+NOTEBOOK_DPI = 56  # the plot shown in a notebook (the file's is 80)
+
+
+class Report(list):
+    """The rows (`Row`) of a report, a list; `tables()` is the summary the command prints, and
+    in a notebook the report shows its tables and its plot."""
+
+    def tables(self) -> str:
+        return tables(self)
+
+    def __repr__(self) -> str:
+        networks = ", ".join(dict.fromkeys(r.network for r in self))
+        return f"Report({len(self)} numbers: {networks}; .tables() gives the summary)"
+
+    def _repr_html_(self) -> str:
+        from dreamkit.display import Picture
+        from dreamkit.errors import DreamkitError
+        from dreamkit.sheets import to_pil
+
+        parts = [markdown_html(self.tables())]
+        try:
+            from dreamkit.linearity.plot import report_figure
+
+            plot = to_pil(report_figure(self, dpi=NOTEBOOK_DPI))
+            parts.append(Picture(plot, "linearity plot").html())
+        except DreamkitError as exc:  # no matplotlib: the tables alone
+            parts.append(f"<p>{html.escape(str(exc))}</p>")
+        return "\n".join(parts)
+
+
+def markdown_html(text: str) -> str:
+    """The summary's markdown (### headings, pipe tables, lines) as HTML."""
+    out: list[str] = []
+    rows: list[list[str]] = []
+
+    def flush() -> None:
+        if rows:
+            head, *body = rows
+            cells = ["<tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr>"]
+            cells += ["<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body]
+            out.append("<table>" + "".join(cells) + "</table>")
+            rows.clear()
+
+    for line in text.splitlines():
+        if line.startswith("|"):
+            cells = [html.escape(c.strip()) for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):  # skip the |---| rule
+                rows.append(cells)
+            continue
+        flush()
+        if line.startswith("#"):
+            out.append(f"<h4>{html.escape(line.lstrip('#').strip())}</h4>")
+        elif line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    flush()
+    return "\n".join(out)
+
+
 def run_report(nets: Sequence[Callable[[], Model]], photos: torch.Tensor, options: Options,
-               progress: bool = False) -> list[Row]:
+               progress: bool = False) -> Report:
     """Rows for every network (each made by its loader), with both untrained baselines."""
     partner = partners(len(photos), options.seed)
     resamples = Resamples(len(photos), options.resamples, options.seed)
@@ -73,7 +132,7 @@ def run_report(nets: Sequence[Callable[[], Model]], photos: torch.Tensor, option
         layers = tuple(name for name in options.superposition if name in net.layers.names)
         chosen = Options(**{**options.__dict__, "superposition": layers})
         rows += measure(net, photos, partner, weights, chosen, resamples)
-    return rows
+    return Report(rows)
 
 
 # --------------------------------------------------------------------------- files
