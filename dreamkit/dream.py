@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from dreamkit.compiled import compile_mode
 from dreamkit.display import Picture, show
 from dreamkit.errors import DreamkitError
 from dreamkit.layers import LOGITS
@@ -183,14 +184,16 @@ def dream(
     if plans is not None and len(plans) != len(sizes):
         raise DreamkitError(f"{len(plans)} gradient plans for {len(sizes)} octaves")
     detail = torch.zeros_like(_resize(base, sizes[0]))
-    used, step_index = [], 0
+    used, compiled, step_index = [], [], 0
+    mode = compile_mode(settings.compile, device, settings.steps, fixed_shape=False)
     with tqdm(total=len(sizes) * settings.steps, disable=not progress, unit="step",
               desc="dreaming", leave=False) as bar:
         for index, size in enumerate(sizes):
             octave_base = _resize(base, size)
             dreamed = (octave_base + _resize(detail, size)).clamp_(0.0, 1.0)
             gradient, plan = image_gradient(net, objective, dtype, dreamed.shape, settings.tile,
-                                            plans[index] if plans else None)
+                                            plans[index] if plans else None,
+                                            **({"compile": mode} if mode else {}))
             used.append(plan)
             for _ in range(settings.steps):
                 dreamed, values = dream_step(dreamed, gradient, settings, generator)
@@ -198,6 +201,7 @@ def dream(
                     on_step(step_index, dreamed, values)
                 step_index += 1
                 bar.update()
+            compiled.append(getattr(gradient, "compiled", False))
             if not torch.isfinite(dreamed).all():  # NaN/inf stick, so once per octave suffices
                 raise DivergedError(
                     f"the dream diverged in octave {index + 1} of {len(sizes)} (NaN or infinite "
@@ -207,7 +211,8 @@ def dream(
             if on_octave is not None:
                 so_far = (base + _resize(detail, tuple(base.shape[-2:]))).clamp_(0.0, 1.0)
                 on_octave(index, so_far[0] if single else so_far)
-    what_ran = {"device": str(device), "precision": precision_name(dtype), "plans": used}
+    what_ran = {"device": str(device), "precision": precision_name(dtype), "plans": used,
+                "compiled": all(compiled)}
     if ran is not None:
         ran.update(what_ran)
     return Dreamed.of(dreamed[0] if single else dreamed, image, objective.name, what_ran)

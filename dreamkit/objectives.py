@@ -148,6 +148,8 @@ def _per_channel(channels: int | Sequence[int], acts: torch.Tensor) -> torch.Ten
         return torch.full((acts.shape[0],), channels, device=acts.device)
     if len(channels) != acts.shape[0]:
         raise DreamkitError(f"{len(channels)} channels given for a batch of {acts.shape[0]}")
+    if torch.compiler.is_compiling():  # a constant of the compiled graph
+        return torch.as_tensor(list(channels), device=acts.device)
     return _index_tensor(tuple(channels), acts.device)
 
 

@@ -4,10 +4,11 @@ A `Recipe` is everything that determines a picture's pixels: the command (`dream
 or `vis` from noise), the model, the target (a weighted sum of `Target`s), the settings, the
 photo (path, SHA-256, square crop) of a dream and, for `vis`, every target of its batch (a
 batch matches single renders only up to float rounding). A `Record` adds where it came from:
-the weights' SHA-256, what really ran (device, precision, gradient plans, CPU threads) and the
-version. Every PNG dreamkit writes carries its record as JSON (text key `dreamkit`);
-`dreamkit reproduce`, the gallery and `vis` all read and write it here. Records are untrusted
-input: `Record.from_json` checks every field against the bounds of `dreamkit.settings`.
+the weights' SHA-256, what really ran (device, precision, gradient plans, compiled or not, CPU
+threads) and the version. Every PNG dreamkit writes carries its record as JSON (text key
+`dreamkit`); `dreamkit reproduce`, the gallery and `vis` all read and write it here. Records
+are untrusted input: `Record.from_json` checks every field against the bounds of
+`dreamkit.settings`.
 """
 
 from __future__ import annotations
@@ -189,8 +190,10 @@ def _ran(value: object, settings: DreamSettings | RenderSettings) -> dict:
     from dreamkit.settings import check_threads
 
     table = only_keys("metadata.ran", value, ("device", "precision", "plans", "threads",
-                                              "torch"))
+                                              "torch", "compiled"))
     ran: dict = {}
+    if "compiled" in table:
+        ran["compiled"] = check("metadata.ran.compiled", table["compiled"], Bounds(bool))
     if "threads" in table:
         ran["threads"] = check_threads(table["threads"], "metadata.ran.threads")
     if "precision" in table:

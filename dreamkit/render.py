@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from dreamkit.compiled import compile_mode
 from dreamkit.display import Picture, show
 from dreamkit.errors import DreamkitError
 from dreamkit.models.base import Model
@@ -163,7 +164,9 @@ def render(
     made = optimizer(image.parameters()) if optimizer else \
         torch.optim.Adam(image.parameters(), lr=settings.lr)
     objective.prepare(net)
-    gradient, plan = image_gradient(net, objective, dtype, (batch, 3, *size), plan=plan)
+    mode = compile_mode(settings.compile, device, settings.steps, fixed_shape=True)
+    gradient, plan = image_gradient(net, objective, dtype, (batch, 3, *size), plan=plan,
+                                    **({"compile": mode} if mode else {}))
     step = make_step(gradient, image, chain, made)
     rows, recorded = [], []
     with redirected(settings.redirected_relu), tqdm(
@@ -181,6 +184,7 @@ def render(
             bar.update()
     with torch.no_grad():
         images = image().float().cpu()
-    ran = {"device": str(device), "precision": precision_name(dtype), "plans": [plan]}
+    ran = {"device": str(device), "precision": precision_name(dtype), "plans": [plan],
+           "compiled": getattr(gradient, "compiled", False)}
     return RenderResult(images, torch.stack(rows), recorded, settings, objective.name, ran,
                         objective.image_labels(batch))

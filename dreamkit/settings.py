@@ -21,6 +21,7 @@ from dreamkit.errors import DreamkitError
 PARAMS = ("fft", "pixel", "maco")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TRANSFORMS = ("standard", "none")
+COMPILES = ("auto", "on", "off")
 
 MIN_SIDE, MAX_SIDE = 16, 4096  # pixels a side of anything rendered or dreamed
 MAX_SEED = 2**63 - 1
@@ -143,6 +144,11 @@ def _precision() -> Any:
                    choices=PRECISIONS)
 
 
+def _compile() -> Any:
+    return setting("auto", "torch.compile the step (one compile per image size): auto = on a "
+                   "GPU for runs of many steps per size, on, off", choices=COMPILES)
+
+
 def _tile_rule(value: int) -> bool:
     return value == 0 or (value % 32 == 0 and value >= 32)
 
@@ -214,6 +220,7 @@ class DreamSettings(Settings):
                                unset="only for images too big for the free memory", kind=int,
                                low=0, high=8192, optional=True,
                                rule=(_tile_rule, "0 or a multiple of 32"))
+    compile: str = _compile()
 
 
 @dataclass(frozen=True)
@@ -232,6 +239,7 @@ class RenderSettings(Settings):
                               "scale, rotate) or none", choices=TRANSFORMS)
     redirected_relu: bool = setting(True, "lucid's redirected ReLU gradient (off: deep "
                                     "channels may stay flat grey)")
+    compile: str = _compile()
 
 
 @dataclass(frozen=True)

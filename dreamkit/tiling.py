@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 
 from dreamkit.capture import capture_resolved as capture
+from dreamkit.compiled import WithFallback, compile_forward
 from dreamkit.errors import DreamkitError
 from dreamkit.models.base import Model
 from dreamkit.objectives import Objective
@@ -53,7 +54,7 @@ def _backward_scale(dtype: torch.dtype | None) -> float:
 
 def full_gradient(
     net: Model, objective: Objective, dtype: torch.dtype | None = None, *,
-    per_pass: int | None = None,
+    per_pass: int | None = None, compile: str | None = None,
 ) -> Gradient:
     """image (B, 3, H, W) -> (objective values (B,), d sum(values) / d image), nothing computed
     twice.
@@ -61,21 +62,28 @@ def full_gradient(
     `per_pass` images go through the network at a time (default: all); every pass keeps its
     graph and the objective sees the whole batch, so the gradient is the same, but on the CPU
     a pass over a few images keeps each layer's tensors in cache (see `cpu_images_per_pass`).
+    `compile` is a torch.compile mode for the forward (None: eager; see `dreamkit.compiled`).
     """
 
-    def gradient(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        image = image.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    def values_of(image: torch.Tensor) -> torch.Tensor:
         with autocast(image.device, dtype):
             found = [capture(net, part, objective.needs)
                      for part in image.split(per_pass or len(image))]
         acts = found[0] if len(found) == 1 else {
             name: torch.cat([f[name] for f in found]) for name in objective.needs}
-        values = objective(acts).float()
+        return objective(acts).float()
+
+    def step(image: torch.Tensor, forward: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+        image = image.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        values = forward(image)
         scale = _backward_scale(dtype)
         (grad,) = torch.autograd.grad(values.sum() * scale, image)
-        return values.detach(), grad / scale
+        return values.detach().clone(), grad / scale  # a clone: CUDA graphs reuse outputs
 
-    return gradient
+    if compile is None:
+        return lambda image: step(image, values_of)
+    fast = compile_forward(values_of, compile)
+    return WithFallback(lambda image: step(image, fast), lambda image: step(image, values_of))
 
 
 def chunked_gradient(
@@ -281,9 +289,12 @@ def image_gradient(
     shape: torch.Size | tuple[int, ...],
     tile: int | None = None,
     plan: str | None = None,
+    *,
+    compile: str | None = None,
 ) -> tuple[Gradient, str]:
     """The gradient for images of `shape` (B, 3, H, W) and the plan it follows: `plan` when
-    given (as a record keeps it), else `choose_plan`."""
+    given (as a record keeps it), else `choose_plan`. `compile` (a torch.compile mode) applies
+    to the `full` plan; chunks and tiles run eager."""
     plan = plan or choose_plan(net, shape, tile)
     if not PLAN.fullmatch(plan) or (plan.startswith("tile:") and int(plan[5:]) % ALIGN):
         raise DreamkitError(f"unknown gradient plan {plan!r} (full, chunk:N or tile:N, N a "
@@ -294,4 +305,4 @@ def image_gradient(
     if kind == "chunk":
         return chunked_gradient(net, objective, dtype, chunk=int(count)), plan
     per_pass = cpu_images_per_pass(next(net.parameters()).device, shape)
-    return full_gradient(net, objective, dtype, per_pass=per_pass), plan
+    return full_gradient(net, objective, dtype, per_pass=per_pass, compile=compile), plan

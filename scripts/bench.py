@@ -13,6 +13,8 @@
       and inception4c, top 6): dreamkit's streaming pass (batched, background loader, forward
       stopped at the deepest layer) vs a plain loop (one photo at a time, full forward), in
       photos per second;
+  (g), (h), (i) the compiled loop, the 512-channel sweep and a 4096x4096 dream (see
+      `bench_compiled.py`; h and i only when asked, they are GPU cases);
   (f) start-up: `dream --help`, `dreamkit --help` and an argument error, each in a fresh
       Python process, vs a process that only imports torch (what every answer cost when the
       CLI imported torch first).
@@ -360,6 +362,19 @@ def ratios(rows: list[dict]) -> dict[str, float]:
             by[PLAIN_EXAMPLES] / by["dreamkit streaming pass"])
         out["examples pass speed-up (photos/s, streaming / plain on dreamkit's network)"] = (
             by[PLAIN_EXAMPLES_OWN] / by["dreamkit streaming pass"])
+    for precision in ("fp32", "bf16", "fp16"):
+        eager, compiled = (by.get(f"render step, {v}, {precision}") for v in ("eager", "compiled"))
+        if eager and compiled:
+            out[f"compiled / eager render step ({precision})"] = compiled / eager
+    if "bare forward + backward, compiled (stock modules, fp32)" in by and \
+            "render step, compiled, fp32" in by:
+        out["compiled render step / bare compiled step (fp32)"] = (
+            by["render step, compiled, fp32"] / by["bare forward + backward, compiled (stock "
+                                                  "modules, fp32)"])
+    objective = {row["variant"]: row["objective"] for row in rows if "objective" in row}
+    if "render step, compiled, bf16" in objective and "render step, compiled, fp32" in objective:
+        out["objective bf16 / fp32 (compiled)"] = (objective["render step, compiled, bf16"]
+                                                  / objective["render step, compiled, fp32"])
     if IMPORT_TORCH in by:
         out["dream --help / importing torch"] = by["dream --help"] / by[IMPORT_TORCH]
     return out
@@ -381,7 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a CPU smoke run")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--cases", default="abcdef", help="which of the cases a-f to run")
+    parser.add_argument("--cases", default="abcdefg",
+                        help="which of the cases a-i to run (h and i: GPU cases, not default)")
+    parser.add_argument("--precisions", metavar="LIST",
+                        help="case g's precisions (default: fp32,bf16 on CUDA, fp32 on a CPU)")
     parser.add_argument("--images", type=Path, metavar="DIR",
                         help=f"photos for case e (default: {PHOTOS}, else generated ones)")
     parser.add_argument("-o", "--output", metavar="JSON", help="write the results here")
@@ -418,6 +436,18 @@ def main(argv: list[str] | None = None) -> int:
             rows += bench_examples(net, device, folder, sizes["photos"], sizes["repeats"])
     if "f" in args.cases:
         rows += bench_startup(sizes["repeats"])
+    if set("ghi") & set(args.cases):
+        from bench_compiled import bench_big_dream, bench_compiled, bench_sweep
+
+        if "g" in args.cases:
+            precisions = args.precisions.split(",") if args.precisions else \
+                ["fp32", "bf16"] if device.type == "cuda" else ["fp32"]
+            rows += bench_compiled(net, device, sizes["channels"], sizes["vis_steps"],
+                                   sizes["vis_size"], sizes["repeats"], precisions)
+        if "h" in args.cases:
+            rows += bench_sweep(net, device, sizes["vis_size"], sizes["vis_steps"])
+        if "i" in args.cases:
+            rows += bench_big_dream(net, device)
     summary = ratios(rows)
     machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
                else f"{platform.processor() or platform.machine()}, "

@@ -97,7 +97,7 @@ CASES = {"run": 0, "refused": 0, "succeeded": 0}  # the adversarial matrix's cou
 
 
 @contextlib.contextmanager
-def capped(seconds: int = 10, memory: int = 3 * 2**30):
+def capped(seconds: int = 10, memory: int = 2 * 2**30):
     """Run a block under a time cap (SIGALRM raises TimeoutError, which the CLI reports as an
     internal error, so the test fails instead of hanging) and an address-space cap `memory`
     bytes above what the process has mapped already."""

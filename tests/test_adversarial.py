@@ -297,7 +297,7 @@ def _tampered(record: dict, path: tuple, value) -> dict:
 @FUZZ
 def test_fuzzed_records_finish_or_refuse_in_time(data, folder, capsys):
     """Acceptance 3: `reproduce` of a tampered record refuses it in one line or finishes,
-    within the caps (10 s, 3 GB), and never writes over an input."""
+    within the caps (10 s, 2 GB), and never writes over an input."""
     source = folder / data.draw(st.sampled_from(["dreamed.png", "vis/inception3a_c2.png"]))
     record = json.loads(read_png_text(source)["dreamkit"])
     for _ in range(data.draw(st.integers(1, 2))):
@@ -311,3 +311,48 @@ def test_fuzzed_records_finish_or_refuse_in_time(data, folder, capsys):
         _run(capsys, folder, ["reproduce", "fake.png", "-o", "fake_again.png"])
     finally:
         fake.unlink()
+
+
+@requires_weights
+@pytest.mark.parametrize(("settings", "word"), [
+    ({"steps": 1600}, "--budget"), ({"steps": 10_000, "octaves": 16}, "--budget"),
+    ({"size": 4096}, "tampered"), ({"compile": "on", "steps": 900}, "--budget")],
+    ids=["steps", "steps+octaves", "size", "compile+steps"])
+def test_tampered_magnitudes_are_refused_before_the_work(settings, word, folder, capsys):
+    """A dream record of the small photo asking for far more work than it did is refused (the
+    `--budget` it would need is named) within the caps, not run for minutes."""
+    record = json.loads(read_png_text(folder / "dreamed.png")["dreamkit"])
+    record["settings"].update(settings)
+    record["ran"].pop("plans", None)
+    pixels = torch.from_numpy(np.asarray(Image.open(folder / "dreamed.png").convert("RGB")).copy())
+    fake = folder / "greedy.png"
+    save_image(pixels.permute(2, 0, 1).float() / 255, fake,
+               metadata={"dreamkit": json.dumps(record)})
+    try:
+        assert _run(capsys, folder, ["reproduce", "greedy.png"], (word,)) == 2
+    finally:
+        fake.unlink()
+
+
+@requires_weights
+def test_a_moved_direction_file_is_named_with_the_flag_that_finds_it(tmp_path, capsys):
+    from dreamkit.cli import main
+    from dreamkit.directions import Directions
+
+    gradient_picture(64, 64).save(tmp_path / "p.png")
+    Directions(torch.randn(2, 832), "inception4e", "bvlc_googlenet", "pca").save(
+        tmp_path / "d.safetensors")
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["dream", "p.png", "--direction", "d.safetensors:1", *DREAM, "-o",
+                     "d.png"]) == 0
+        (tmp_path / "moved").mkdir()
+        (tmp_path / "d.safetensors").rename(tmp_path / "moved" / "d.safetensors")
+        rc, err = adversarial_call(capsys, ["reproduce", "d.png"])
+        assert rc == 2 and "pass --direction FILE" in err
+        rc, err = adversarial_call(capsys, ["reproduce", "d.png", "--direction",
+                                            "moved/d.safetensors", "-o", "again.png"])
+        assert rc == 0, err
+    finally:
+        os.chdir(cwd)

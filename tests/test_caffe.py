@@ -297,3 +297,17 @@ def test_zoo_entries_are_pinned_by_sha1() -> None:
     for source in CAFFE_ZOO.values():
         assert len(source.sha1) == 40 and set(source.sha1) <= set("0123456789abcdef")
         assert source.url.endswith(".caffemodel")
+
+
+def test_a_failed_fetch_leaves_no_empty_folders(tmp_path: Path, monkeypatch) -> None:
+    from dreamkit.errors import DreamkitError
+    from dreamkit.models import caffe
+    from dreamkit.models.registry import download_weights
+
+    def offline(name, dest, **kwargs):
+        raise DreamkitError("downloading failed (offline)")
+
+    monkeypatch.setattr(caffe, "fetch_caffe_weights", offline)
+    with pytest.raises(DreamkitError, match="offline"):
+        download_weights("bvlc_googlenet", tmp_path / "new" / "dir" / "w.safetensors")
+    assert list(tmp_path.iterdir()) == []

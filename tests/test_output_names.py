@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 import torch
 
 from dreamkit.cli import dream_main
@@ -14,6 +15,7 @@ from tests.helpers import IMAGES, call
 TINY = ["--octaves", "1", "--steps", "1", "--size", "96", "--quiet"]
 
 
+@pytest.mark.slow
 def test_guide_direction_rows_and_plain_dreams_leave_four_files(googlenet, workdir, capsys):
     shutil.copy(IMAGES / "chelsea.jpg", workdir / "photo.jpg")
     shutil.copy(IMAGES / "coffee.jpg", workdir / "g.jpg")

@@ -50,6 +50,16 @@ def test_lrn_backward_is_the_exact_derivative(size):
     torch.testing.assert_close(grad, expected)
 
 
+@pytest.mark.parametrize("size", [5, 4, 1])
+def test_lrn_as_the_compiler_sees_it_is_the_same_function(size):
+    from dreamkit.models.lrn import _traced_lrn
+
+    x = (torch.randn(2, 7, 4, 5, dtype=torch.float64) * 80).requires_grad_(True)
+    theirs = torch.nn.LocalResponseNorm(size, 1e-3, 0.75, 2.0)
+    torch.testing.assert_close(_traced_lrn(x, size, 1e-3, 0.75, 2.0), theirs(x))
+    assert torch.autograd.gradcheck(lambda t: _traced_lrn(t, size, 1e-3, 0.75, 2.0), (x,))
+
+
 def test_bf16_runs_the_network_in_bf16(googlenet):
     with autocast("cpu", torch.bfloat16):
         acts = capture(googlenet, torch.rand(1, 3, 64, 64), ["inception3a"])

@@ -53,7 +53,7 @@ def test_bench_quick_smoke(tmp_path):
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--threads", "1",
            "--dream-size", "64", "--dream-steps", "1", "--channels", "2", "--vis-steps", "2",
-           "--vis-size", "32", "-o", str(out)]
+           "--vis-size", "32", "--cases", "abcdef", "-o", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "| ratio | value |" in done.stdout

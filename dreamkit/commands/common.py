@@ -38,11 +38,22 @@ def add_settings(group: argparse._ArgumentGroup, kind: type[Settings]) -> None:
                                help=f"{help_text} (default: {'on' if default else 'off'})")
             continue
         limits = "" if bounds.choices else f"; {bounds.describe()}"
-        metavar = None if bounds.choices else "PX" if name in ("size", "tile") else \
-            "N" if bounds.kind is int else "X"
-        group.add_argument(flag, dest=name, type=bounds.kind, default=None,
-                           choices=bounds.choices or None, metavar=metavar,
+        metavar = "{" + ",".join(bounds.choices) + "}" if bounds.choices else \
+            "PX" if name in ("size", "tile") else "N" if bounds.kind is int else "X"
+        group.add_argument(flag, dest=name, type=None if bounds.choices else _number,
+                           default=None, metavar=metavar,
                            help=f"{help_text} (default: {kind.shown_default(name)}{limits})")
+
+
+def _number(text: str) -> int | float | str:
+    """A flag's number as typed (an int, else a float, else the text itself): the settings
+    check it, so `--steps abc` gets the same line as `steps = "abc"` in a config."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
 
 
 def settings_from(args: argparse.Namespace, kind: type[Settings], base: dict | None = None):

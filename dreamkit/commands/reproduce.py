@@ -53,13 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_threads_argument(parser, None, "default: the record's count (same pixels need it)")
     parser.add_argument("--budget", type=float, metavar="MILLIONS",
                         help="the most work to do, in millions of pixel-steps (pixels x steps; "
-                             f"default: {CPU_BUDGET:g} on a CPU, about half a minute, "
+                             f"default: {CPU_BUDGET:g} on a CPU, about 10 s on 2 cores, "
                              f"{GPU_BUDGET:g} on a GPU): a record asking for more is refused "
                              "before any work")
     parser.add_argument("--quiet", "-q", action="store_true", help="print nothing")
 
 
-CPU_BUDGET, GPU_BUDGET = 16.0, 1024.0  # millions of pixel-steps
+CPU_BUDGET, GPU_BUDGET = 4.0, 1024.0  # millions of pixel-steps: about 10 s on a 2-core CPU
 
 
 def _check_budget(args: argparse.Namespace, recipe, picture: Path, size=None) -> None:
@@ -126,6 +126,11 @@ def run(args: argparse.Namespace) -> int:
     picture = Path(args.picture)
     record = read_record(picture)
     recipe = relocate(record.recipe, _moved_files(record, args))
+    for target in {t for picture in (recipe.target, *recipe.batch) for t in picture if t.file}:
+        if not Path(target.file).is_file():
+            flag = "--guide IMAGE" if target.kind == "guide" else "--direction FILE"
+            raise DreamkitError(f"{picture}: its {target.kind} file {target.file} is not there; "
+                                f"pass {flag} (found by its SHA-256)")
     model = _check_model(record, args)
     from dreamkit.models.registry import layer_table
     from dreamkit.records import check_targets

@@ -55,6 +55,16 @@ class _LRNFunction(torch.autograd.Function):
         return dx.to(grad.dtype), None, None, None, None
 
 
+def _traced_lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
+    """The same function in differentiable out-of-place ops, for torch.compile to fuse."""
+    work = x.to(torch.promote_types(x.dtype, torch.float32))
+    before, after = size // 2, size - 1 - size // 2
+    padded = torch.nn.functional.pad(work * work, (0, 0, 0, 0, before, after))
+    channels = work.shape[1]
+    total = sum(padded[:, i:i + channels] for i in range(size))
+    return (work * (total * (alpha / size) + k).pow(-beta)).to(x.dtype)
+
+
 class LocalResponseNorm(nn.Module):
     """Drop-in replacement for `torch.nn.LocalResponseNorm` (same arguments, same output)."""
 
@@ -64,6 +74,8 @@ class LocalResponseNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
+            if torch.compiler.is_compiling():  # plain ops: the compiler derives and fuses
+                return _traced_lrn(x, self.size, self.alpha, self.beta, self.k)
             return _LRNFunction.apply(x, self.size, self.alpha, self.beta, self.k)
 
     def extra_repr(self) -> str:

@@ -8,6 +8,7 @@ download into that cache.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from pathlib import Path
@@ -43,6 +44,7 @@ def download_weights(name: str, dest: Path) -> Path:
     if entry is None or entry.source == "package":
         raise DreamkitError(f"{name}: no weights to fetch (built-in Caffe and torchvision "
                             "models only; packaged models bring theirs)")
+    made = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -55,9 +57,12 @@ def download_weights(name: str, dest: Path) -> Path:
         from dreamkit.models import torchvision_zoo
 
         return torchvision_zoo.download(name, dest)
-    except DreamkitError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - offline, proxy, HTTP errors alike
+    except BaseException as exc:
+        for folder in made:  # a failed fetch leaves no empty folders behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(exc, DreamkitError) or not isinstance(exc, Exception):
+            raise
         raise DreamkitError(f"{how_to_get(name)} (download failed: {type(exc).__name__}: "
                             f"{exc})") from None
 

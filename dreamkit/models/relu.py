@@ -30,8 +30,8 @@ class _RedirectedReLUFunction(torch.autograd.Function):
         (y,) = ctx.saved_tensors
         relu_grad = torch.ops.aten.threshold_backward(grad, y, 0)  # plain ReLU's kernel
         dead = relu_grad.abs().amax(tuple(range(1, y.dim()))) == 0
-        if grad.device.type == "cpu" and not dead.any():  # reading `dead` costs no sync here
-            return relu_grad
+        if grad.device.type == "cpu" and not torch.compiler.is_compiling() and not dead.any():
+            return relu_grad  # reading `dead` costs no sync on the CPU; a graph has no branch
         # the loss is minimized, so grad < 0 asks for a larger output: let that through
         redirected = grad.masked_fill((y == 0) & (grad > 0), 0)
         return torch.where(dead.view(-1, *[1] * (y.dim() - 1)), redirected, relu_grad)
