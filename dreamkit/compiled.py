@@ -3,10 +3,13 @@ asked for, then the objective) compiled once per image shape, its backward compi
 (AOTAutograd), and CUDA graphs for the fixed-shape render step on GPUs. A compiler failure
 falls back to the eager step with one warning, never a crash.
 
-`auto` compiles where it measured faster and the run is long enough to repay compiling: on a
-CUDA device for shapes that get at least `AUTO_MIN_STEPS` steps (a render; not the 10 steps of
-a dream octave). On the CPU it stays eager: there the compiled step measured slower
-(`scripts/bench.py`, case g).
+`auto` compiles only where compiling can pay: on a CUDA device, for shapes that get at least
+`AUTO_MIN_STEPS` steps (a render; not the 10 steps of a dream octave). On the CPU it stays
+eager: there the compiled step measured slower (`scripts/bench.py`, case g). The GPU side is
+not measured yet (`scripts/gpu_check.sh`).
+
+Each image shape and objective compiles once per process, up to `RECOMPILE_LIMIT` graphs;
+past that the step runs eager (with the one warning), and `ran["compiled"]` says so.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from dreamkit.errors import DreamkitError
 
 AUTO_MIN_STEPS = 256  # steps on one shape before `auto` compiles (on a GPU)
+RECOMPILE_LIMIT = 64  # graphs of the step per process (dynamo's default, 8, is a few dreams)
 BACKEND: str | Callable = "inductor"  # tests swap in a counting backend
 _warned: set[str] = set()
 
@@ -53,7 +57,8 @@ class WithFallback:
     def __call__(self, image: torch.Tensor):
         if self.compiled:
             try:
-                return self.fast(image)
+                with _limits():
+                    return self.fast(image)
             except DreamkitError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any compiler failure: run eager instead
@@ -65,3 +70,10 @@ class WithFallback:
                     warnings.warn(f"torch.compile failed, running eager instead ({what})",
                                   RuntimeWarning, stacklevel=2)
         return self.slow(image)
+
+
+def _limits():
+    """Room for `RECOMPILE_LIMIT` graphs, and an error (so: the fallback) past it, instead of
+    dynamo's silent eager run."""
+    return torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT,
+                                      fail_on_recompile_limit_hit=True)

@@ -21,7 +21,9 @@ from PIL import Image
 
 from dreamkit.errors import DreamkitError
 from dreamkit.sheets import MAX_CELL, contact_sheet, to_tensor
+from dreamkit.tensors import check_images
 
+MAX_TITLE = 120  # characters of a grid's title
 Images = torch.Tensor | Image.Image | Sequence[torch.Tensor | Image.Image]
 
 
@@ -62,22 +64,26 @@ class Picture:
 
 
 def _cells(images: Images) -> list[torch.Tensor | Image.Image]:
+    """The images as a list of (3, H, W) tensors in [0, 1] or PIL images, each checked."""
     if isinstance(images, Image.Image):
         return [images]
     if isinstance(images, torch.Tensor):
-        if images.dim() == 3:
-            return [images]
-        if images.dim() == 4:
-            return list(images)
-        raise DreamkitError(f"show() takes (3, H, W) or (B, 3, H, W) images, not "
-                            f"{tuple(images.shape)}")
+        return list(check_images(images, "images")) if images.dim() == 4 else \
+            [check_images(images, "images")]
+    if isinstance(images, (str, bytes)) or not isinstance(images, Sequence):
+        raise DreamkitError(f"show() takes a tensor, a PIL image or a list of them, not "
+                            f"{type(images).__name__}")
     cells = []
-    for cell in images:
+    for i, cell in enumerate(images):
         if isinstance(cell, torch.Tensor) and cell.dim() == 4 and cell.shape[0] == 1:
             cell = cell[0]
-        if not isinstance(cell, Image.Image) and not (
-                isinstance(cell, torch.Tensor) and cell.dim() == 3):
-            raise DreamkitError("show() takes (3, H, W) tensors or PIL images")
+        if not isinstance(cell, Image.Image):
+            if not isinstance(cell, torch.Tensor) or cell.dim() != 3:
+                what = tuple(cell.shape) if isinstance(cell, torch.Tensor) else \
+                    type(cell).__name__
+                raise DreamkitError(f"show(): images[{i}] must be a (3, H, W) tensor or a PIL "
+                                    f"image, not {what}")
+            check_images(cell, f"images[{i}]")
         cells.append(cell)
     return cells
 
@@ -89,10 +95,17 @@ def show(images: Images, labels: Sequence[str] | None = None, *, columns: int | 
     cells = _cells(images)
     if not cells:
         raise DreamkitError("show() needs at least one image")
-    if any(isinstance(c, torch.Tensor) and c.shape[0] != 3 for c in cells):
-        raise DreamkitError("show() takes RGB images: 3 channels first")
-    if labels is not None and len(labels) != len(cells):
-        raise DreamkitError(f"{len(labels)} labels for {len(cells)} images")
+    if labels is not None and (isinstance(labels, str) or len(labels) != len(cells)
+                               or not all(isinstance(t, str) for t in labels)):
+        count = "a string" if isinstance(labels, str) else f"{len(labels)} labels"
+        raise DreamkitError(f"show() takes one string label per image ({len(cells)}), not "
+                            f"{count}" + ("" if isinstance(labels, str) or len(labels)
+                                          != len(cells) else " of other types"))
+    for name, value, low in (("columns", columns, 1), ("max_cell", max_cell, 8)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < low):
+            raise DreamkitError(f"show(): {name} must be a whole number >= {low}, not {value!r}")
+    title = title if len(title) <= MAX_TITLE else title[:MAX_TITLE - 1] + "…"
     sheet = contact_sheet(cells, columns=columns or min(len(cells), 8), title=title,
                           captions=list(labels) if labels else None, max_cell=max_cell)
     return Picture(sheet, title or ", ".join(labels or []))

@@ -38,9 +38,10 @@ class DivergedError(DreamkitError):
 
 
 class Dreamed(torch.Tensor):
-    """What `dream` returns: the dreamed image(s), a tensor like any other (every operation on
-    it gives a plain `torch.Tensor`) that also keeps the `photo` it started from, the
-    `objective`'s name and what `ran`; in a notebook it shows the photo beside the dream."""
+    """What `dream` returns: the dreamed image(s), a tensor like any other (an operation that
+    makes a new tensor gives a plain `torch.Tensor`; saved and pickled as one) that also keeps
+    the `photo` it started from (the input as given, not a copy), the `objective`'s name and
+    what `ran`; in a notebook it shows the photo beside the dream."""
 
     photo: torch.Tensor
     objective: str
@@ -54,7 +55,8 @@ class Dreamed(torch.Tensor):
     @staticmethod
     def of(image: torch.Tensor, photo: torch.Tensor, objective: str, ran: dict) -> Dreamed:
         made = image.as_subclass(Dreamed)
-        made.photo, made.objective, made.ran = photo, objective, ran
+        made.photo = photo.as_subclass(torch.Tensor)  # a dream of a dream: no chain of photos
+        made.objective, made.ran = objective, ran
         return made
 
     def __reduce_ex__(self, protocol):  # saved and pickled as a plain tensor (torch.load-safe)
@@ -65,7 +67,7 @@ class Dreamed(torch.Tensor):
         return Dreamed.of(plain.clone(), self.photo.clone(), self.objective, dict(self.ran))
 
     def show(self, max_cell: int = 384) -> Picture:
-        """Photo and dream side by side (each photo of a batch above its dream)."""
+        """Photo and dream side by side, one row per image of a batch."""
         before = self.photo if self.photo.dim() == 4 else self.photo[None]
         after = self if self.dim() == 4 else self[None]
         size = tuple(after.shape[-2:])

@@ -92,3 +92,19 @@ def test_a_failing_compiler_falls_back_to_eager_with_one_warning(squeezenet, mon
     assert not out.ran["compiled"]
     assert torch.equal(out, dk.dream(squeezenet, image, "fire3", settings, compile="off"))
     torch._dynamo.reset()
+
+
+def test_past_the_recompile_limit_the_step_runs_eager_and_says_so(squeezenet, backend,
+                                                                  monkeypatch):
+    monkeypatch.setattr(compiled, "RECOMPILE_LIMIT", 3)
+    compiled._warned.clear()
+    made = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for k in range(5):  # five sizes, one octave each
+            image = torch.rand(3, 40, 40 + 4 * k)
+            made.append(dk.dream(squeezenet, image, "fire3", octaves=1, steps=1, compile="on"))
+    assert [d.ran["compiled"] for d in made] == [True, True, True, False, False]
+    assert len(backend) == 3
+    assert sum("running eager instead" in str(w.message) for w in caught) == 1
+    compiled._warned.clear()

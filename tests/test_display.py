@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import io
 import pickle
+import re
 import sys
 import types
 
@@ -29,11 +30,20 @@ def test_show_lays_out_a_labelled_row_and_refuses_mistakes():
     assert 3 * 30 <= width <= 3 * 30 + 40 and 40 < height <= 40 + 40  # one row with captions
     assert dk.show([torch.rand(3, 20, 20), Image.new("RGB", (20, 20))]).size[0] >= 40
     assert dk.show(torch.rand(10, 3, 8, 8)).size[1] > dk.show(torch.rand(8, 3, 8, 8)).size[1]
-    for images, labels, words in [(torch.rand(2, 3, 8, 8), ["a"], "1 labels for 2"),
-                                  (torch.rand(8, 8), None, "(3, H, W)"),
-                                  (torch.rand(2, 1, 8, 8), None, "RGB"), ([], None, "at least")]:
-        with pytest.raises(dk.DreamkitError, match=words.replace("(", r"\(").replace(")", r"\)")):
+    mistakes = [(torch.rand(2, 3, 8, 8), ["a"], "per image (2), not 1 labels"),
+                (torch.rand(2, 3, 8, 8), "ab", "not a string"),
+                ([torch.rand(3, 8, 8)] * 2, [97, 11], "other types"),
+                (torch.rand(8, 8), None, "(3, H, W)"), (torch.rand(2, 1, 8, 8), None, "shape"),
+                (torch.rand(3, 8, 8) * 255, None, "divide 0-255 values by 255"),
+                ([torch.rand(3, 8, 8), torch.rand(2, 3, 8, 8)], None, "images[1]"),
+                (None, None, "NoneType"), ([], None, "at least")]
+    for images, labels, words in mistakes:
+        with pytest.raises(dk.DreamkitError, match=re.escape(words)):
             dk.show(images, labels)
+    for option in ({"columns": 0}, {"max_cell": 0}):
+        with pytest.raises(dk.DreamkitError, match="whole number"):
+            dk.show(torch.rand(3, 8, 8), **option)
+    assert dk.show(torch.rand(3, 8, 8), title="x" * 500).size[0] < 900
 
 
 def test_picture_saves_what_it_shows(tmp_path):
@@ -68,7 +78,9 @@ def test_dream_result_is_a_plain_tensor_that_shows_before_and_after(squeezenet):
     out = dk.dream(squeezenet, image, "fire3", octaves=1, steps=2)
     assert isinstance(out, torch.Tensor) and out.shape == image.shape
     assert type(out * 1) is torch.Tensor and type(out.clamp(0, 1)) is torch.Tensor
-    assert out.photo is image and out.ran["device"] == "cpu"
+    assert torch.equal(out.photo, image) and out.ran["device"] == "cpu"
+    again = dk.dream(squeezenet, out, "fire3", octaves=1, steps=1)  # dreams fed back in
+    assert type(again.photo) is torch.Tensor  # keep the one photo each, not a chain
     width, height = png_size(out._repr_png_())
     assert 120 <= width <= 120 + 40 and 40 < height <= 40 + 40  # photo | dream
     buffer = io.BytesIO()
