@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 
 from dreamkit.errors import DreamkitError
+from dreamkit.settings import COMPILES
 
 AUTO_MIN_STEPS = 256  # steps on one shape before `auto` compiles (on a GPU)
 RECOMPILE_LIMIT = 64  # graphs of the step per process (dynamo's default, 8, is a few dreams)
@@ -31,8 +32,9 @@ def compile_mode(choice: str, device: torch.device, steps_per_shape: int,
                  fixed_shape: bool) -> str | None:
     """The `torch.compile` mode for a run (None: eager). `choice` is auto, on or off;
     `fixed_shape` runs (renders) use CUDA graphs on a GPU."""
-    if choice not in ("auto", "on", "off"):
-        raise DreamkitError(f"compile must be auto, on or off, not {choice!r}")
+    if choice not in COMPILES:
+        raise DreamkitError(f"compile must be {', '.join(COMPILES[:-1])} or {COMPILES[-1]}, "
+                            f"not {choice!r}")
     if choice == "off" or (choice == "auto" and (device.type != "cuda"
                                                  or steps_per_shape < AUTO_MIN_STEPS)):
         return None

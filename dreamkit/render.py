@@ -74,7 +74,7 @@ class RenderResult:
             title = shared[:max(shared.rfind(":"), shared.rfind(" ")) + 1]
             names = [name[len(title):] for name in names]
         captions = [f"{v:.3g} · {name}".rstrip(" ·") for v, name in zip(final, names, strict=True)]
-        return show(self.images, captions, columns=columns, title=title.strip()[:120])
+        return show(self.images, captions, columns=columns, title=title.strip())
 
     def _repr_png_(self) -> bytes:
         return self.show().png()

@@ -78,12 +78,17 @@ def full_gradient(
         values = forward(image)
         scale = _backward_scale(dtype)
         (grad,) = torch.autograd.grad(values.sum() * scale, image)
-        return values.detach().clone(), grad / scale  # a clone: CUDA graphs reuse outputs
+        return values.detach(), grad / scale
 
     if compile is None:
         return lambda image: step(image, values_of)
     fast = compile_forward(values_of, compile)
-    return WithFallback(lambda image: step(image, fast), lambda image: step(image, values_of))
+
+    def compiled_step(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        values, grad = step(image, fast)
+        return values.clone(), grad  # CUDA graphs reuse their outputs at the next replay
+
+    return WithFallback(compiled_step, lambda image: step(image, values_of))
 
 
 def chunked_gradient(

@@ -35,6 +35,7 @@ def bench_compiled(net: Model, device: torch.device, channels: int, steps: int, 
     what = f"(g) render of {channels} channels of {LAYER}, {steps} steps, {size} px"
     objective = channel(LAYER, list(range(channels)))
     rows = []
+    last: dict = {}  # each variant's last result, for its objective value
     for precision in precisions:
         def run(mode: str, precision: str = precision):
             result = render(net, objective, size=size, steps=steps, precision=precision,
@@ -43,11 +44,11 @@ def bench_compiled(net: Model, device: torch.device, channels: int, steps: int, 
             return result
 
         torch._dynamo.reset()
-        eager = measure(lambda: run("off"), device, repeats)
-        cold, first = _timed(lambda: run("on"))
-        compiled = measure(lambda: run("on"), device, repeats)
-        for variant, timing, result in (("eager", eager, run("off")),
-                                        ("compiled", compiled, first)):
+        eager = measure(lambda: last.__setitem__("eager", run("off")), device, repeats)
+        cold, _ = _timed(lambda: run("on"))
+        compiled = measure(lambda: last.__setitem__("compiled", run("on")), device, repeats)
+        for variant, timing in (("eager", eager), ("compiled", compiled)):
+            result = last[variant]
             rows.append(dict(case=what, variant=f"render step, {variant}, {precision}",
                              seconds=timing["seconds"] / steps, peak_mb=timing["peak_mb"],
                              objective=float(result.history[-1].mean()),

@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     picture = Path(args.picture)
     record = read_record(picture)
     recipe = relocate(record.recipe, _moved_files(record, args))
-    for target in {t for picture in (recipe.target, *recipe.batch) for t in picture if t.file}:
+    for target in {t for terms in (recipe.target, *recipe.batch) for t in terms if t.file}:
         if not Path(target.file).is_file():
             flag = "--guide IMAGE" if target.kind == "guide" else "--direction FILE"
             raise DreamkitError(f"{picture}: its {target.kind} file {target.file} is not there; "
