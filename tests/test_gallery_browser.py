@@ -20,6 +20,7 @@ from tests.helpers import IMAGES, requires_weights
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     requires_weights,
+    pytest.mark.slow,  # a gallery built and Chromium started twice: about 7 s
     pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
 ]
 

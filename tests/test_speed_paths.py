@@ -75,17 +75,22 @@ def test_bench_quick_smoke(tmp_path):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_freed_tensors_stay_in_the_process():
-    """Three 24 MB tensors made and freed in a fresh process: glibc's defaults hand their memory
-    back to the kernel (so the next step faults every page in again); with `keep_freed_memory`
-    it stays resident for reuse. Measured on resident memory, which transparent huge pages do not
-    change (page-fault counts do: one fault per 2 MB)."""
-    code = ("import resource, sys, torch\n"
+    """Three 24 MB blocks made and freed in a fresh process through glibc's malloc, as torch's
+    CPU allocator makes its tensors: glibc's defaults hand their memory back to the kernel (so
+    the next step faults every page in again); with `keep_freed_memory` it stays resident for
+    reuse. Measured on resident memory, which transparent huge pages do not change (page-fault
+    counts do: one fault per 2 MB)."""
+    code = ("import ctypes, resource, sys\n"
             "from dreamkit.allocator import keep_freed_memory\n"
             "if sys.argv[1] == '1': assert keep_freed_memory()\n"
+            "libc = ctypes.CDLL(None); libc.malloc.restype = ctypes.c_void_p\n"
+            "libc.free.argtypes = [ctypes.c_void_p]\n"
             "def resident(): return int(open('/proc/self/statm').read().split()[1])"
             " * resource.getpagesize()\n"
-            "held = [torch.ones(6 * 2**20) for _ in range(3)]\n"
-            "peak = resident(); del held\n"
+            "held = [libc.malloc(24 * 2**20) for _ in range(3)]\n"
+            "for block in held: ctypes.memset(block, 1, 24 * 2**20)\n"
+            "peak = resident()\n"
+            "for block in held: libc.free(block)\n"
             "print(peak - resident())")
     dropped = {}
     for keep in ("0", "1"):
