@@ -152,3 +152,17 @@ def test_dreamkit_random_arguments(data, workdir, capsys):
         except SystemExit as exc:
             assert exc.code in (0, 2, None)
         capsys.readouterr()
+
+
+def test_the_command_list_shows_each_summary_whole(capsys):
+    """`dreamkit --help` lists every command with its docstring's whole first paragraph (the
+    microscope's wrapped onto a second line was cut at a comma)."""
+    from dreamkit.commands import COMMANDS, name_of
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listing = "".join(capsys.readouterr().out.split())  # argparse wraps at its own width
+    for command in COMMANDS:
+        first = " ".join(command.__doc__.strip().split("\n\n")[0].split()).rstrip(".")
+        assert "".join(first[1:].split()) in listing, name_of(command)
+        assert not first.endswith(","), name_of(command)

@@ -31,6 +31,6 @@ def name_of(command: ModuleType) -> str:
 
 
 def summary_of(command: ModuleType) -> str:
-    """The first line of the docstring, as `--help` lists it (lower case, no full stop)."""
-    line = (command.__doc__ or "").strip().splitlines()[0].rstrip(".")
+    """The docstring's first paragraph, as `--help` lists it (lower case, no full stop)."""
+    line = " ".join((command.__doc__ or "").strip().split("\n\n")[0].split()).rstrip(".")
     return line[:1].lower() + line[1:]
