@@ -121,9 +121,24 @@ class LayerTable(Sequence[LayerInfo]):
         if key in self._lowered:
             return self._by_name[self._lowered[key]]
         choices = self.names + list(TIERS) + [n for n in self._by_name if n not in self.names]
-        close = difflib.get_close_matches(name_or_tier, choices, n=3, cutoff=0.6)
+        close = suggestions(name_or_tier, choices)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         raise DreamkitError(
             f"unknown layer {name_or_tier[:100]!r} for model {self.model}{hint} "
             f"(`dreamkit layers --model {self.model}` lists them)"
         )
+
+
+CONFUSABLE = str.maketrans("oOlIi", "00111")  # letters typed for the digits they look like
+
+
+def suggestions(name: str, choices: list[str], n: int = 3) -> list[str]:
+    """Up to `n` layer names a mistyped `name` may have meant: a choice that differs only by a
+    look-alike character (`_blocks.1O`) or that owns the path (`layer3.1.conv1.weight`) first,
+    then the closest spellings."""
+    alike = [c for c in choices if c.translate(CONFUSABLE) == name.translate(CONFUSABLE)]
+    owners = [c for c in choices if name.startswith(c + ".")]
+    owners.sort(key=len, reverse=True)  # the deepest module that holds the path
+    close = difflib.get_close_matches(name, choices, n=n, cutoff=0.6)
+    return list(dict.fromkeys(alike + owners[:1] + close))[:n]
+

@@ -79,6 +79,20 @@ def test_layer_lookup_by_name_tier_and_caffe_spelling():
         layers.resolve("inceptoin4c")
 
 
+def test_layer_suggestions_put_look_alikes_and_owners_first():
+    """`_blocks.1O` meant `_blocks.10` (difflib ranked `_blocks.1`, `.15`, `.14` above it), and
+    a parameter path names the module that holds it."""
+    from dreamkit.layers import suggestions
+
+    blocks = [f"_blocks.{i}" for i in range(16)]
+    assert suggestions("_blocks.1O", blocks)[0] == "_blocks.10"
+    assert suggestions("_blocks.l5", blocks)[0] == "_blocks.15"
+    assert suggestions("layer3.1.conv1.weight", ["layer3.1", "layer3.1.conv1"]) == \
+        ["layer3.1.conv1"]
+    assert suggestions("2.weight", ["0", "2", "4"]) == ["2"]
+    assert suggestions("zzz", blocks) == []
+
+
 def test_unknown_model_suggests_names():
     with pytest.raises(DreamkitError, match="did you mean bvlc_googlenet"):
         load_model("bvlc_googlenett")

@@ -99,6 +99,23 @@ def test_layers_of_torchvision_resnet18_offline(capsys):
     assert re.search(r"^layer3\.1 +mid +256 +16 \*$", out, re.M)
 
 
+def test_a_mistyped_layer_is_named_before_any_download(workdir, capsys, monkeypatch):
+    """Offline, `dream --model torchvision:resnet18 --layer layr3.1` said the download failed;
+    online it downloaded first. The layer is checked on the architecture alone."""
+    from tests.helpers import small_png
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("weights were fetched before the layer was checked")
+
+    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", no_download)
+    small_png(workdir, width=40, height=40)
+    for command in (["dream", "small.png"], ["zoom", "small.png"],
+                    ["vis", "--channels", "1", "-o", "v"]):
+        rc, err = call(capsys, [*command, "--model", "torchvision:resnet18", "--layer",
+                                "layr3.1"])
+        assert rc == 2 and "did you mean layer3.1" in err, (command, err)
+
+
 @pytest.mark.parametrize(("spec", "words"), [
     ("no.such.module:factory", ["cannot import no.such.module"]),
     ("tests.factories:nothing", ["has no 'nothing'"]),

@@ -125,13 +125,19 @@ def open_model(args: argparse.Namespace):
 
 
 def table_and_model(args: argparse.Namespace):
-    """(layer table, model or None): a built-in model's table is data (the model loads later,
-    after every argument is checked); any other model is loaded now for its table."""
+    """(layer table, model or None): the model loads after every argument is checked, so a
+    mistyped layer is named before any download. A built-in model's table is data; a torchvision
+    or timm model's is discovered with random weights (no download); a factory's model is loaded
+    now for its table."""
     from dreamkit.models.catalog import catalog_entry
+    from dreamkit.models.registry import layer_table
+    from dreamkit.models.sources import kind_of
 
     entry = catalog_entry(args.model)
     if entry is not None and entry.table is not None:
         return entry.table, None
+    if kind_of(args.model) in ("torchvision", "timm") and not getattr(args, "weights", None):
+        return layer_table(args.model), None
     net = open_model(args)
     return net.layers, net
 

@@ -36,9 +36,11 @@ def run(args: argparse.Namespace) -> int:
         table, note = entry.table, ""
     else:
         from dreamkit.models.registry import load_model
+        from dreamkit.models.sources import kind_of
 
         table = load_model(args.model, random_weights=True).layers
-        note = "; discovered with random weights, which it does not depend on: nothing " \
-               "was downloaded"
+        note = "; discovered by one probe pass of the factory's model" if \
+            kind_of(args.model) == "factory" else "; discovered with random weights, which " \
+            "it does not depend on: nothing was downloaded"
     print(table.text(note))
     return 0

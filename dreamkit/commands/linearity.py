@@ -26,7 +26,12 @@ import math
 import time
 from pathlib import Path
 
-from dreamkit.commands.common import add_device_argument, positive_int, resolve_device
+from dreamkit.commands.common import (
+    add_device_argument,
+    positive_int,
+    resolve_device,
+    show_progress,
+)
 from dreamkit.errors import DreamkitError
 from dreamkit.settings import MAX_K, MAX_SEED, Bounds, check
 
@@ -106,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     options = Options(ks=tuple(args.k), seed=args.seed, resamples=args.resamples,
                       superposition=tuple(dict.fromkeys(layers)), seeds=args.seeds,
                       render={"size": args.render_size, "steps": args.render_steps})
-    rows = run_report(loaders, photos, options, progress=not args.quiet)
+    rows = run_report(loaders, photos, options, progress=show_progress(args))
     info = {"models": models, "photos": [str(f) for f in chosen], "size": args.size,
             "ks": args.k, "seed": args.seed, "resamples": args.resamples,
             "seeds": args.seeds, "render": options.render,
