@@ -87,6 +87,27 @@ def test_every_probe_reads_zero_on_a_linear_network():
             assert value == mixes[(layer, score, "linear network")]
 
 
+def test_chosen_layers_alone_are_probed_and_the_pixel_shares_stay():
+    """`--layers` probes the layers asked for (and the logits), in pixel and latent space; the
+    share of pixels outside [0, 1] is reported once per probe wherever the first layer is."""
+    module = LinearNet()
+    net = wrap(module, preprocess="none", name="LinearNet").double()
+    photos = _photos().double()
+    every = measure(net, photos, partners(len(photos), 0), "trained",
+                    Options(ks=KS, batch=4, resamples=200), Resamples(len(photos), 200, 0))
+    chosen = measure(net, photos, partners(len(photos), 0), "trained",
+                     Options(ks=KS, batch=4, resamples=200, layers=("conv2",)),
+                     Resamples(len(photos), 200, 0))
+    probed = {r.layer for r in chosen if r.space in ("pixels", "latent")
+              and r.scale == "yardstick"}
+    assert probed == {"conv2", net.layers.logits} != {r.layer for r in every
+                                                      if r.scale == "yardstick"}
+    outside = sorted((r.directions, r.measure, r.parameter, r.value) for r in chosen
+                     if r.scale == "outside [0, 1]")
+    assert outside and outside == sorted((r.directions, r.measure, r.parameter, r.value)
+                                         for r in every if r.scale == "outside [0, 1]")
+
+
 def test_homogeneity_of_a_quadratic_network_is_what_the_formula_says():
     """For f(x) = (W x + b)^2 the error of homogeneity(k) is |k^2 - k| ||(W (x - mu))^2||."""
     module = Quadratic()

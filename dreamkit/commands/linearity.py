@@ -10,13 +10,14 @@ top 5, against what a linear network gives); superposition of rendered direction
 seeds. Each error is divided by the typical distance between two photos' activations
 (yardstick) and by the change a linear map predicts (relative). Baselines: random pixel
 directions (with the photos' yardstick), He-initialised weights, and the trained weights
-shuffled within each layer. Every number has a 95% bootstrap interval over photos. Writes
+shuffled within each layer. Every error and share has a 95% bootstrap interval over photos. Writes
 OUTDIR/linearity.json, .csv and .png and prints the summary tables.
 
 examples:
   dreamkit linearity --images ../shared/photos -o linearity/
   dreamkit linearity --images ../shared/photos --models bvlc_googlenet,squeezenet1_1 -o out/
   dreamkit linearity --images photos/ --count 16 --superposition-layers none --no-plot -o out/
+  dreamkit linearity --images photos/ --models squeezenet1_1 --layers low,mid,high -o out/
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "%(default)s)")
     parser.add_argument("--resamples", type=int, default=1000, metavar="N",
                         help="bootstrap resamples, 100 to 10000 (default: %(default)s)")
+    parser.add_argument("--layers", default="all", metavar="LIST",
+                        help="comma-separated layers or tiers to probe (the logits always), "
+                             "or all (default: %(default)s)")
     parser.add_argument("--superposition-layers", default="low,mid,high", metavar="LIST",
                         help="comma-separated layers or tiers for the superposition probe, or "
                              "none (default: %(default)s)")
@@ -103,16 +107,20 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     photos, chosen = sample_photos(args.images, args.count, args.size)
     tiers = [] if args.superposition_layers == "none" else args.superposition_layers.split(",")
-    loaders, layers = [], []
+    probed = [] if args.layers == "all" else [t.strip() for t in args.layers.split(",")]
+    loaders, layers, chosen_layers = [], [], []
     for spec in models:
         net = load_model(spec, device=device)  # fails here, before any work, if it cannot
         layers += [net.layers.resolve(t).name for t in tiers]
+        chosen_layers += [net.layers.resolve(t).name for t in probed]
         loaders.append(lambda spec=spec: load_model(spec, device=device))
     options = Options(ks=tuple(args.k), seed=args.seed, resamples=args.resamples,
                       superposition=tuple(dict.fromkeys(layers)), seeds=args.seeds,
+                      layers=tuple(dict.fromkeys(chosen_layers)),
                       render={"size": args.render_size, "steps": args.render_steps})
     rows = run_report(loaders, photos, options, progress=show_progress(args))
     info = {"models": models, "photos": [str(f) for f in chosen], "size": args.size,
+            "layers": list(options.layers) or "all",
             "ks": args.k, "seed": args.seed, "resamples": args.resamples,
             "seeds": args.seeds, "render": options.render,
             "seconds": round(time.monotonic() - start, 1)}

@@ -52,6 +52,7 @@ class Options:
     batch: int = 16
     resamples: int = 1000
     superposition: tuple[str, ...] = ()  # layers
+    layers: tuple[str, ...] = ()  # the layers probed (and the logits); empty: every layer
     seeds: int = 3
     render: dict = field(default_factory=lambda: {"size": 64, "steps": 64})
 
@@ -61,6 +62,7 @@ class _Rows:
 
     def __init__(self, net: Model, weights: str, resamples: Resamples):
         self.net, self.weights, self.resamples, self.rows = net, weights, resamples, []
+        self.outside_done: set[tuple] = set()
         self.depth = {name: i for i, name in enumerate(net.layers.names)}
 
     def add(self, space: str, directions: str, measure: str, scale: str, layer: str,
@@ -90,7 +92,9 @@ class _Rows:
         self.add(space, directions, measure, "yardstick", layer, parameter, probe.error, yard)
         self.add(space, directions, measure, "relative", layer, parameter, probe.error,
                  probe.change)
-        if probe.outside is not None and space == "pixels" and layer == self.net.layers.names[0]:
+        once = (directions, measure, parameter)  # the input's share, the same at every layer
+        if probe.outside is not None and space == "pixels" and once not in self.outside_done:
+            self.outside_done.add(once)
             self.add(space, directions, measure, "outside [0, 1]", "", parameter,
                      probe.outside)
 
@@ -120,8 +124,9 @@ def measure(net: Model, photos: torch.Tensor, partners: torch.Tensor, weights: s
     """The rows of one network with one kind of weights (see the module docstring)."""
     table = net.layers
     generator = torch.Generator().manual_seed(0)  # one fixed draw of random directions
-    layers = table.names
     logits = table.logits
+    layers = [name for name in table.names
+              if not options.layers or name in options.layers or name == logits]
     run = _run(net, layers)
     out = _Rows(net, weights, resamples)
     fx = in_batches(run, photos, options.batch)
@@ -144,7 +149,8 @@ def measure(net: Model, photos: torch.Tensor, partners: torch.Tensor, weights: s
         out.rows.append(Row(net.name, weights, "scale", "photos", "switching units", "share",
                             layer, out.depth[layer], None, baselines.switching(fx[layer]),
                             float("nan"), float("nan"), len(photos)))
-    _latent(net, photos, partners, fx, classes, options, out, generator, weights == "trained")
+    _latent(net, photos, partners, fx, classes, options, out, generator, weights == "trained",
+            layers)
     if weights == "trained":
         _objects(net, photos, partners, fx[logits], options, out)
         _superposition(net, photos, options, out, generator)
@@ -152,12 +158,13 @@ def measure(net: Model, photos: torch.Tensor, partners: torch.Tensor, weights: s
 
 
 def _latent(net: Model, photos: torch.Tensor, partners: torch.Tensor, fx: dict, classes,
-            options: Options, out: _Rows, generator: torch.Generator, mixes: bool) -> None:
+            options: Options, out: _Rows, generator: torch.Generator, mixes: bool,
+            layers: list[str]) -> None:
     """Latent probes (and, for trained weights, the hidden-layer blend of two objects)."""
     table = net.layers
     logits = fx[table.logits]
     shapes = {}
-    for layer in table.names:
+    for layer in layers:
         if layer == table.logits or not net.is_cut(layer):
             continue
         if layer not in shapes:

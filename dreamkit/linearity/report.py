@@ -129,8 +129,10 @@ def run_report(nets: Sequence[Callable[[], Model]], photos: torch.Tensor, option
             net = baselines.kaiming(net, photos, BASELINE_SEED, options.batch)
         elif weights == "shuffled":
             net = baselines.shuffled(net, photos, BASELINE_SEED, options.batch)
-        layers = tuple(name for name in options.superposition if name in net.layers.names)
-        chosen = Options(**{**options.__dict__, "superposition": layers})
+        mine = net.layers.names
+        chosen = Options(**{**options.__dict__,
+                            "superposition": tuple(n for n in options.superposition if n in mine),
+                            "layers": tuple(n for n in options.layers if n in mine)})
         rows += measure(net, photos, partner, weights, chosen, resamples)
     return Report(rows)
 
