@@ -39,7 +39,7 @@ _API = {
     "render": "dreamkit.render",
     "RenderResult": "dreamkit.render",
     "dream": "dreamkit.dream",
-    "DivergedError": "dreamkit.dream",
+    "DivergedError": "dreamkit.errors",
     "Dreamed": "dreamkit.dream",
     "Picture": "dreamkit.display",
     "Preview": "dreamkit.display",

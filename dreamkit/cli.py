@@ -28,6 +28,7 @@ class Parser(argparse.ArgumentParser):
 
 def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
+    args.debug = getattr(args, "debug", False)
     keep_freed_memory()
     try:
         return args.run(args)
@@ -50,9 +51,19 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
         return 1
 
 
-def _add_globals(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+def _add_globals(parser: argparse.ArgumentParser, nested: bool = False) -> None:
+    """--debug and --version; on a command's parser (`nested`) --debug leaves the namespace
+    alone unless given, so `dreamkit --debug dream ...` keeps it (argparse's subparser defaults
+    would reset it)."""
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors",
+                        **({"default": argparse.SUPPRESS} if nested else {}))
     parser.add_argument("--version", action="version", version=f"dreamkit {__version__}")
+
+
+def _actions_of(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers of a command's actions (`direction fit`, `dictionary fit`)."""
+    return [sub for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+            for sub in dict.fromkeys(action.choices.values())]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
             description=command.__doc__,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        _add_globals(child)
+        _add_globals(child, nested=True)
         command.add_arguments(child)
+        for action in _actions_of(child):
+            _add_globals(action, nested=True)
         child.set_defaults(run=command.run)
     return parser
 

@@ -20,7 +20,7 @@ import html
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,40 +201,57 @@ def load_directions(
 
 def random_crops(
     image: torch.Tensor, count: int, size: int, generator: torch.Generator,
-    scale: tuple[float, float] = (0.3, 1.0),
-) -> torch.Tensor:
+    scale: tuple[float, float] = (0.3, 1.0), batch: int | None = None,
+) -> Iterator[torch.Tensor]:
     """`count` random square crops of a (3, H, W) image, each resized to `size` and flipped
-    left-right with probability 1/2; the crop side is a `scale` fraction of the shorter side."""
+    left-right with probability 1/2, made `batch` at a time (all drawn first, so the crops do
+    not depend on `batch`); the crop side is a `scale` fraction of the shorter side."""
     _, h, w = image.shape
     sides = torch.empty(count).uniform_(*scale, generator=generator) * min(h, w)
     x0 = torch.rand(count, generator=generator) * (w - sides)
     y0 = torch.rand(count, generator=generator) * (h - sides)
+    flip = torch.rand(count, generator=generator) < 0.5
     x1, y1 = x0 + sides - 1, y0 + sides - 1
     boxes = torch.stack([torch.stack([x0, y0], 1), torch.stack([x1, y0], 1),
                          torch.stack([x1, y1], 1), torch.stack([x0, y1], 1)], 1)
-    crops = crop_and_resize(image[None].expand(count, -1, -1, -1), boxes, (size, size))
-    flip = torch.rand(count, generator=generator) < 0.5
-    crops[flip] = crops[flip].flip(-1)
-    return crops
+    for start in range(0, count, batch or count):
+        part = boxes[start:start + (batch or count)]
+        crops = crop_and_resize(image[None].expand(len(part), -1, -1, -1), part, (size, size))
+        flipped = flip[start:start + len(part)]
+        crops[flipped] = crops[flipped].flip(-1)
+        yield crops
 
 
-def augmented(
-    images: Sequence[torch.Tensor], crops: int, size: int, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random crops of every image -> (N, 3, size, size) and the source index of each crop."""
-    generator = torch.Generator().manual_seed(seed)
-    batches = [random_crops(image, crops, size, generator) for image in images]
-    groups = torch.arange(len(images)).repeat_interleave(crops)
-    return torch.cat(batches), groups
+CROP_PIXELS = 2**21  # pixels of crops run through the network at once (2 crops of 1024 px)
+PCA_VALUES = 2**25  # activation values kept for PCA (128 MB): positions are sampled to fit
 
 
 @torch.no_grad()
-def activations(net: Model, images: torch.Tensor, layer: str, batch: int = 16) -> torch.Tensor:
-    """The layer's activations (N, C, H, W), or (N, C) past global pooling, in float32."""
+def crop_activations(net: Model, images: Sequence[torch.Tensor], crops: int, size: int,
+                     layer: str, seed: int = 0, *, positions: bool = False
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layer's float32 activations over `crops` random crops of every image, made and run a
+    few at a time so that memory stays bounded whatever the counts and sizes; and each row's
+    source image. Rows are crops (activations pooled over positions), or with `positions`
+    activation vectors at positions sampled at random, evenly over the crops, up to
+    `PCA_VALUES` values in all."""
+    generator, sampler = (torch.Generator().manual_seed(seed + i) for i in (0, 10**6))
     device = next(net.parameters()).device
-    parts = [capture_resolved(net, images[i:i + batch].to(device), [layer])[layer].float().cpu()
-             for i in range(0, len(images), batch)]
-    return torch.cat(parts)
+    batch = max(1, min(16, CROP_PIXELS // size**2))
+    batches = len(images) * math.ceil(crops / batch)
+    rows, groups = [], []
+    for index, image in enumerate(images):
+        for part in random_crops(image, crops, size, generator, batch=batch):
+            acts = capture_resolved(net, part.to(device), [layer])[layer].float().cpu()
+            if positions and acts.dim() == 4:
+                vectors = acts.movedim(1, -1).reshape(-1, acts.shape[1])
+                keep = min(len(vectors), math.ceil(PCA_VALUES / acts.shape[1] / batches))
+                acts = vectors[torch.randperm(len(vectors), generator=sampler)[:keep]]
+            elif not positions:
+                acts = pooled(acts)
+            rows.append(acts)
+            groups.append(torch.full((len(acts),), index))
+    return torch.cat(rows), torch.cat(groups)
 
 
 def pooled(acts: torch.Tensor) -> torch.Tensor:
@@ -320,7 +337,8 @@ def fit_direction(
 
 def principal_directions(acts: torch.Tensor, k: int, layer: str, model: str) -> Directions:
     """The top-k principal directions (unit rows) of activations (N, C, H, W) over all images
-    and positions; each sign is chosen so the projections' heavy tail (skew) is positive."""
+    and positions, or of activation vectors (N, C); each sign is chosen so the projections'
+    heavy tail (skew) is positive."""
     samples = acts.movedim(1, -1).reshape(-1, acts.shape[1]) if acts.dim() == 4 else acts
     if k > min(samples.shape):
         raise DreamkitError(f"-k {k} is more than the {min(samples.shape)} principal directions "

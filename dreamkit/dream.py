@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from dreamkit.compiled import compile_mode
 from dreamkit.display import Picture, show
-from dreamkit.errors import DreamkitError
+from dreamkit.errors import DivergedError, DreamkitError
 from dreamkit.layers import LOGITS
 from dreamkit.models.base import Model
 from dreamkit.objectives import Objective, as_objective
@@ -31,10 +31,6 @@ from dreamkit.transforms import gaussian_blur
 __all__ = ["DivergedError", "DreamSettings", "Dreamed", "dream", "dream_step", "octave_sizes"]
 
 MIN_OCTAVE_SIDE = 32  # smaller octaves carry no useful detail and starve deep layers
-
-
-class DivergedError(DreamkitError):
-    """The loss or the gradient became NaN or infinite; the image is dropped, never written."""
 
 
 class Dreamed(torch.Tensor):

@@ -116,14 +116,15 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 
 def check_not_input(output: str | os.PathLike[str], inputs: Iterable[object],
-                    force: bool = False) -> None:
-    """Refuse to write `output` over any of `inputs` (paths; None is skipped) unless `force`."""
+                    force: bool = False, *, forceable: bool = True) -> None:
+    """Refuse to write `output` over any of `inputs` (paths; None is skipped) unless `force`;
+    the message offers --force where the command has it (`forceable`)."""
     if force:
         return
+    hint = "pass --force to write over it" if forceable else "choose another output"
     for source in inputs:
         if source is not None and same_file(output, source):  # type: ignore[arg-type]
-            raise FileError(f"{output}: is one of this command's inputs ({source}); pass "
-                            "--force to write over it")
+            raise FileError(f"{output}: is one of this command's inputs ({source}); {hint}")
 
 
 # --------------------------------------------------------------------------- writing

@@ -8,6 +8,8 @@ term. Per-image values keep batched renders independent: image i never affects i
 from __future__ import annotations
 
 import functools
+import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -84,6 +86,9 @@ class Objective:
             flat += [(weight * w, leaf) for w, leaf in term.terms]
         if not flat:
             raise DreamkitError("a sum of objectives needs at least one objective")
+        if not all(math.isfinite(w) for w, _ in flat) or not math.isfinite(constant):
+            raise DreamkitError("objective weights and constants must be finite numbers (an "
+                                "inf or nan one makes every step's value nan)")
         batches = {o.batch for _, o in flat} - {None}
         if len(batches) > 1:
             raise DreamkitError(f"objectives for {' and '.join(map(str, sorted(batches)))} "
@@ -165,6 +170,24 @@ def _check_channels(layer: str, channels: int | Sequence[int], acts: torch.Tenso
         check_channel(layer, acts.shape[1], value)
 
 
+def _indices(what: str, values: object) -> int | list[int]:
+    """An index (int) or a non-empty per-image list of them, checked at construction."""
+    def index(value: object) -> int:
+        try:
+            if not isinstance(value, bool):
+                return operator.index(value)  # int, numpy and 0-d integer tensors
+        except TypeError:
+            pass
+        raise DreamkitError(f"{what} must be an integer or a list of integers, not "
+                            f"{value!r}"[:200])
+
+    if isinstance(values, torch.Tensor) and values.dim() == 1:
+        values = values.tolist()
+    if isinstance(values, (list, tuple, range)) and len(values):
+        return [index(v) for v in values]
+    return index(values)
+
+
 def _list_length(values: object) -> int | None:
     """The batch a per-image list defines; None for one value shared by all images."""
     return None if isinstance(values, int) else len(values)  # type: ignore[arg-type]
@@ -184,6 +207,7 @@ def layer_norm(layer: str) -> Objective:
 
 def channel(layer: str, channels: int | Sequence[int]) -> Objective:
     """Mean activation of one channel; a list gives image i its own channel `channels[i]`."""
+    channels = _indices("channel", channels)
 
     def fn(a: Activations) -> torch.Tensor:
         acts = _maps(a[layer])
@@ -218,6 +242,10 @@ def neuron(
     layer: str, channels: int | Sequence[int], x: int | None = None, y: int | None = None
 ) -> Objective:
     """One channel's activation at one position, (x, y) in the layer's grid (default: centre)."""
+    channels = _indices("channel", channels)
+    x, y = (None if v is None else _indices(name, v) for v, name in ((x, "x"), (y, "y")))
+    if isinstance(x, tuple) or isinstance(y, tuple):
+        raise DreamkitError("a neuron's x and y are single integers")
 
     def fn(a: Activations) -> torch.Tensor:
         acts = _maps(a[layer])

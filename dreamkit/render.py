@@ -25,7 +25,7 @@ from torch import nn
 
 from dreamkit.compiled import compile_mode
 from dreamkit.display import Picture, show
-from dreamkit.errors import DreamkitError
+from dreamkit.errors import DivergedError, DreamkitError
 from dreamkit.models.base import Model
 from dreamkit.models.relu import redirected
 from dreamkit.objectives import Objective, as_objective
@@ -184,6 +184,9 @@ def render(
             bar.update()
     with torch.no_grad():
         images = image().float().cpu()
+    if not torch.isfinite(images).all() or not torch.isfinite(rows[-1]).all():
+        raise DivergedError("the render diverged (NaN or infinite objective or gradient); try a "
+                            "lower lr or fp32 precision")
     ran = {"device": str(device), "precision": precision_name(dtype), "plans": [plan],
            "compiled": getattr(gradient, "compiled", False)}
     return RenderResult(images, torch.stack(rows), recorded, settings, objective.name, ran,

@@ -447,3 +447,66 @@ def test_real_process_exit_code_and_stderr(workdir):
                           text=True, timeout=120)
     assert_user_error(done.returncode, done.stderr, "cut.jpg", "truncated")
     assert done.stdout == "" and files_in(workdir) == {"cut.jpg"}
+
+
+def test_no_command_writes_over_the_weights_or_a_photo_it_reads(workdir, capsys, monkeypatch):
+    """The weights a command loads are one of its inputs (`--weights`, or the file found through
+    $DREAMKIT_WEIGHTS), and so are the photos beside a dictionary's report files; commands
+    without --force do not offer it."""
+    from tests.helpers import call
+
+    small_png(workdir)
+    (workdir / "photos").mkdir()
+    small_png(workdir / "photos", "tench.png")
+    found = workdir / "wd" / "squeezenet1_1.safetensors"
+    found.parent.mkdir()
+    for path in (found, workdir / "w.png", workdir / "w.safetensors"):
+        path.write_bytes(b"weights")
+    monkeypatch.setenv("DREAMKIT_WEIGHTS", str(found.parent))
+    squeeze = ["--model", "squeezenet1_1", "--layer", "low"]
+    runs = {
+        "dream": ["dream", "small.png", *squeeze, "--weights", "w.png", "-o", "w.png"],
+        "vis": ["vis", *squeeze, "--channels", "1", "--weights", "w.png", "--grid", "w.png",
+                "-o", "v"],
+        "direction pca": ["direction", "pca", *squeeze, "--images", "photos", "-o", str(found)],
+        "direction fit": ["direction", "fit", *squeeze, "--positive", "small.png", "--negative",
+                          "photos", "--weights", "w.safetensors", "-o", "w.safetensors"],
+        "dictionary fit": ["dictionary", "fit", *squeeze, "--images", "photos", "-o",
+                           "photos/tench.safetensors"],  # its report: photos/tench.png
+    }
+    before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+    for name, argv in runs.items():
+        rc, err = call(capsys, argv)
+        assert rc == 2 and "is one of this command's inputs" in err, (name, err)
+        assert ("--force" in err) == (name == "dream"), (name, err)
+    assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
+
+
+def test_zoom_picks_a_free_default_name(workdir, capsys, monkeypatch):
+    """`zoom photo.png` replaced an existing photo_zoom.gif; like dream it takes the next name."""
+    import dreamkit.commands.common as common
+
+    monkeypatch.setattr(common, "open_model", _tiny_model)
+    small_png(workdir, width=48, height=48)
+    (workdir / "small_zoom.gif").write_bytes(b"precious")
+    argv = ["zoom", "small.png", "--frames", "2", "--octaves", "1", "--steps", "1",
+            "--model", "squeezenet1_1"]
+    assert main(argv) == 0
+    assert "small_zoom.gif exists, so this name" in capsys.readouterr().out
+    assert (workdir / "small_zoom.gif").read_bytes() == b"precious"
+    assert (workdir / "small_zoom_2.gif").stat().st_size > 100
+
+
+@pytest.mark.parametrize("argv", [
+    ["--debug", "dream", "missing.png"],
+    ["dream", "missing.png", "--debug"],
+    ["direction", "pca", "--layer", "conv1", "--images", "missing.png", "-o", "p.safetensors",
+     "--debug"],
+])
+def test_debug_works_wherever_it_is_given(argv, workdir, capsys):
+    """`dreamkit --debug dream ...` lost the flag to the command's default, and an action
+    (`direction pca`) did not take it at all, though the internal-error line says to add it."""
+    from tests.helpers import call
+
+    rc, err = call(capsys, argv)
+    assert rc == 2 and "Traceback" in err and err.strip().endswith("no such file"), err

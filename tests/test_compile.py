@@ -45,6 +45,7 @@ def test_auto_compiles_only_long_runs_on_a_gpu():
         dk.DreamSettings(compile="yes")
 
 
+@pytest.mark.slow  # inductor compiles four graphs: about 5 s
 def test_one_compilation_per_octave_shape(squeezenet, backend):
     image, objective = torch.rand(3, 100, 150), dk.layer_norm("fire5")
     settings = dk.DreamSettings(octaves=4, steps=3, compile="on")

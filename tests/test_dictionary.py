@@ -38,6 +38,7 @@ def test_a_sketch_is_the_same_sample_whatever_the_order_or_batches():
 
 
 @requires_overcomplete
+@pytest.mark.slow  # 40 epochs over 8000 vectors: about 5 s
 def test_the_sae_recovers_a_sparse_code_better_than_its_baselines():
     """Vectors made of 4 of 256 atoms in 64 dimensions (superposition): the SAE's held-out R^2
     beats the neuron basis and random directions at the same sparsity."""
@@ -267,3 +268,18 @@ def test_a_dictionary_for_another_model_or_layer_is_refused_in_one_line(tmp_path
             argv = argv[1:]
         rc, err = call(capsys, argv, entry)
         assert_user_error(rc, err, str(path.name))
+
+
+@pytest.mark.parametrize("size", [["--features", "1"], ["--features", "0"],
+                                  ["--expansion", "0.00390625"]])
+def test_a_dictionary_needs_two_features(size, workdir, capsys):
+    """One feature crashed the report (no pair of atoms to compare); 0 meant the default."""
+    from tests.helpers import call, small_png
+
+    (workdir / "photos").mkdir()
+    small_png(workdir / "photos")
+    rc, err = call(capsys, ["dictionary", "fit", "--layer", "inception3a", "--images", "photos",
+                            "--k", "1", *size, "-o", "d.safetensors"])
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "features must be an integer from 2" in err or "expansion must be a number from " \
+        "0.0078125" in err, err

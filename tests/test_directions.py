@@ -155,3 +155,29 @@ def test_direction_arguments_split_at_a_colon_only_before_digits():
     assert split_direction_arg("dirs/cat.safetensors:3") == ("dirs/cat.safetensors", 3)
     assert split_direction_arg("a:b.safetensors") == ("a:b.safetensors", 0)
     assert split_direction_arg("cat.safetensors") == ("cat.safetensors", 0)
+
+
+def test_crop_activations_are_made_a_few_at_a_time_within_a_bound(monkeypatch):
+    """`direction fit/pca` held every crop and every activation map at once (256 crops of
+    1024 px: 9 GB and more). Crops are now made and run a few at a time, the same crops
+    whatever the batch, and PCA keeps a bounded sample of positions."""
+    from torch import nn
+
+    import dreamkit.directions as directions
+    from dreamkit.capture import capture_resolved
+    from dreamkit.models import wrap
+
+    net = wrap(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()), preprocess="none",
+               name="tiny")
+    images = [torch.rand(3, 40, 50, generator=torch.Generator().manual_seed(i)) for i in (1, 2)]
+    monkeypatch.setattr(directions, "CROP_PIXELS", 3 * 24**2)  # 3 crops a batch: 3 + 3 + 1
+    rows, groups = directions.crop_activations(net, images, 7, 24, "0", seed=5)
+    generator = torch.Generator().manual_seed(5)
+    whole = torch.cat([next(directions.random_crops(im, 7, 24, generator)) for im in images])
+    expected = capture_resolved(net, whole, ["0"])["0"].mean(dim=(2, 3))
+    torch.testing.assert_close(rows, expected)
+    assert groups.tolist() == [0] * 7 + [1] * 7
+    monkeypatch.setattr(directions, "PCA_VALUES", 4 * 600)  # 600 vectors of 4 channels
+    vectors, groups = directions.crop_activations(net, images, 7, 24, "0", positions=True)
+    assert vectors.shape[1] == 4 and 500 <= len(vectors) <= 700  # of 14 x 576 positions
+    assert len(groups) == len(vectors)

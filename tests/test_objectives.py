@@ -108,3 +108,45 @@ def test_guide_pulls_features_toward_the_guide(googlenet, photo):
     }
     assert similarity["guided"] > similarity["photo"] + 0.05, similarity
     assert similarity["guided"] > similarity["plain"] + 0.05, similarity
+
+
+@pytest.mark.parametrize("bad", [1.5, float("nan"), True, "3", [], [1, 2.5],
+                                 torch.tensor([0.5])])
+def test_channel_indices_are_checked_when_the_objective_is_made(bad):
+    """`channel('fire5', 1.5)` raised a bare TypeError from len() at the first step."""
+    for make in (lambda: channel("fire5", bad), lambda: neuron("fire5", bad)):
+        with pytest.raises(DreamkitError, match="channel must be an integer"):
+            make()
+    with pytest.raises(DreamkitError, match="x must be an integer"):
+        neuron("fire5", 0, x=bad if not isinstance(bad, list) else 1.5)
+
+
+def test_integer_like_channels_are_taken(acts):
+    import numpy as np
+
+    for same in (np.int64(2), torch.tensor(2)):
+        assert channel("a", same)(acts).tolist() == [0.0, 1.5]
+    assert channel("a", torch.tensor([1, 2]))(acts).tolist() == [2.0, 1.5]
+
+
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_weight_or_constant_is_refused(weight):
+    """A nan weight made render hand back nan images without a word."""
+    with pytest.raises(DreamkitError, match="must be finite"):
+        weight * channel("fire5", 0)
+    with pytest.raises(DreamkitError, match="must be finite"):
+        channel("fire5", 0) + weight
+
+
+def test_a_render_that_diverges_is_an_error_not_nan_images():
+    from torch import nn
+
+    from dreamkit.errors import DivergedError
+    from dreamkit.models import wrap
+    from dreamkit.objectives import Objective
+    from dreamkit.render import render
+
+    net = wrap(nn.Sequential(nn.Conv2d(3, 4, 3)), preprocess="none", name="tiny")
+    blows_up = Objective(lambda a: a["0"].mean((1, 2, 3)) * float("inf"), ["0"], "inf")
+    with pytest.raises(DivergedError, match="render diverged"):
+        render(net, blows_up, size=32, steps=2)

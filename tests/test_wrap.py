@@ -121,6 +121,7 @@ def test_a_mistyped_layer_is_named_before_any_download(workdir, capsys, monkeypa
     ("tests.factories:nothing", ["has no 'nothing'"]),
     ("tests.factories:not_a_module", ["returned str", "not an nn.Module"]),
     ("tests.factories:broken", ["failed", "the user's code failed"]),
+    ("sys:exit", ["sys:exit() failed: SystemExit"]),
     ("torchvision:resnet1800", ["unknown torchvision", "did you mean torchvision:resnet18"]),
     ("timm:no_such_net", ["timm"]),
     ("resnet", ["unknown model", "torchvision:NAME"]),

@@ -154,7 +154,18 @@ def show_progress(args: argparse.Namespace) -> bool:
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
-def check_output(path: Path, *, inputs: Sequence[object] = (), force: bool = False,
+def model_files(args: argparse.Namespace) -> list[Path]:
+    """The weights file a command will read (`--weights`, else a built-in model's file found
+    through $DREAMKIT_WEIGHTS or the cache): an input no output may replace."""
+    from dreamkit.models.weights import find_weights
+
+    if getattr(args, "weights", None):
+        return [Path(args.weights)]
+    found = find_weights(args.model) if getattr(args, "model", None) else None
+    return [found] if found else []
+
+
+def check_output(path: Path, *, inputs: Sequence[object] = (), force: bool | None = None,
                  extensions: Sequence[str] = SAVE_EXTENSIONS) -> Path:
     """Refuse an output path before any heavy work: an extension that cannot be written, a
     folder, one of `inputs` (unless `force`), or a folder that cannot take a new file."""
@@ -165,7 +176,7 @@ def check_output(path: Path, *, inputs: Sequence[object] = (), force: bool = Fal
             shown = f"'{path.suffix}'" if path.suffix else "no extension"
             raise DreamkitError(f"{path}: cannot save with {shown}; use "
                                 f"{', '.join(extensions)}")
-        check_not_input(path, inputs, force)
+        check_not_input(path, inputs, bool(force), forceable=force is not None)
         folder = path.absolute().parent
         while not folder.exists() and folder != folder.parent:
             folder = folder.parent  # missing folders are made on save: probe their first parent
@@ -192,11 +203,12 @@ def free_name(path: Path) -> Path:
     raise DreamkitError(f"{path}: every default name up to _9999 is taken; pass -o")
 
 
-def written(out: Path, wanted: Path | None, quiet: bool) -> None:
-    """Print the output's path, and why it is not the default name when that was taken."""
+def written(out: Path, wanted: Path | None, quiet: bool, detail: str = "") -> None:
+    """Print the output's path (and `detail`), and why it is not the default name when that
+    was taken."""
     if not quiet:
         taken = f" ({wanted} exists, so this name)" if wanted and out != wanted else ""
-        print(f"{out}{taken}")
+        print(f"{out}{detail}{taken}")
 
 
 def slug(text: str) -> str:

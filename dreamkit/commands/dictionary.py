@@ -26,6 +26,7 @@ from dreamkit.commands.common import (
     add_model_arguments,
     add_threads_argument,
     check_output,
+    model_files,
     show_progress,
     table_and_model,
 )
@@ -46,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="dictionary to write (.safetensors; the report goes beside it)")
     size = fit.add_mutually_exclusive_group()
     size.add_argument("--features", type=int, metavar="N",
-                      help=f"number of features, up to {MAX_FEATURES}")
+                      help=f"number of features, 2 to {MAX_FEATURES} (default: --expansion)")
     size.add_argument("--expansion", type=float, default=4.0, metavar="E",
                       help="features per channel of the layer (default: %(default)s)")
     fit.add_argument("--k", type=int, default=32,
@@ -66,18 +67,23 @@ def run(args: argparse.Namespace) -> int:
     check("seed", args.seed, Bounds(int, low=0, high=MAX_SEED))
     check("epochs", args.epochs, Bounds(int, low=1, high=MAX_EPOCHS))
     output = Path(args.output)
-    check_output(output, inputs=[args.images], extensions=(".safetensors",))
+    photos = list_images(args.images)
+    check_output(output, inputs=[*photos, *model_files(args)], extensions=(".safetensors",))
+    for beside in (".json", *(() if args.no_plot else (".png",))):  # the report's files
+        check_output(output.with_suffix(beside), inputs=[*photos, *model_files(args)],
+                     extensions=(beside,))
     table, net = table_and_model(args)
     info = table.resolve(args.layer)
     if info.stride is None:
         raise DreamkitError(f"{info.name} has no spatial positions; fit a dictionary to a "
                             "convolutional layer")
-    check("expansion", args.expansion, Bounds(float, low=1 / info.channels,
+    check("expansion", args.expansion, Bounds(float, low=2 / info.channels,
                                               high=MAX_FEATURES / info.channels))
-    features = args.features or max(1, round(args.expansion * info.channels))
-    check("features", features, Bounds(int, low=1, high=MAX_FEATURES))
+    features = args.features if args.features is not None else \
+        max(2, round(args.expansion * info.channels))
+    check("features", features, Bounds(int, low=2, high=MAX_FEATURES))  # 2: pairs to compare
     check("k", args.k, Bounds(int, low=1, high=min(features, info.channels)))
-    paths = list_images(args.images)
+    paths = photos
     from dreamkit.commands.common import open_model, set_threads
     from dreamkit.dictionary import fit, write_report
     from dreamkit.dictionary import table as report_table

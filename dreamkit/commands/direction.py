@@ -22,6 +22,7 @@ from pathlib import Path
 from dreamkit.commands.common import (
     add_model_arguments,
     check_output,
+    model_files,
     open_model,
     table_and_model,
 )
@@ -100,29 +101,24 @@ def run(args: argparse.Namespace) -> int:
         check("k", args.k, Bounds(int, low=1, high=MAX_DIRECTIONS))
     inputs = [*getattr(args, "positive", []), *getattr(args, "negative", []),
               *getattr(args, "images", [])]
-    check_output(Path(args.output), inputs=inputs, extensions=(".safetensors",))
+    check_output(Path(args.output), inputs=[*inputs, *model_files(args)],
+                 extensions=(".safetensors",))
     table, net = table_and_model(args)
     layer = table.resolve(args.layer).name
     sets = {"positive": args.positive, "negative": args.negative} if args.action == "fit" \
         else {"images": args.images}
     loaded = {name: load_all(paths) for name, paths in sets.items()}  # checked before the model
     model = net or open_model(args)
-    from dreamkit.directions import (
-        activations,
-        augmented,
-        fit_direction,
-        pooled,
-        principal_directions,
-    )
+    from dreamkit.directions import crop_activations, fit_direction, principal_directions
 
-    def crops(images: list, seed: int):
-        batch, groups = augmented(images, args.crops, args.crop_size, seed)
-        return activations(model, batch, layer), groups
+    def crops(images: list, seed: int, positions: bool = False):
+        return crop_activations(model, images, args.crops, args.crop_size, layer, seed,
+                                positions=positions)
 
     if args.action == "fit":
         pos, pos_groups = crops(loaded["positive"], args.seed)
         neg, neg_groups = crops(loaded["negative"], args.seed + 1)
-        result = fit_direction(pooled(pos), pooled(neg), layer, args.model, args.method,
+        result = fit_direction(pos, neg, layer, args.model, args.method,
                                folds=args.folds, pos_groups=pos_groups, neg_groups=neg_groups,
                                seed=args.seed)
         unit = "images" if result.stats["folds_over_images"] else "crops"
@@ -130,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                    f"({int(result.stats['folds'])}-fold over {unit}; {len(pos)} positive vs "
                    f"{len(neg)} negative crops)")
     else:
-        acts, _ = crops(loaded["images"], args.seed)
+        acts, _ = crops(loaded["images"], args.seed, positions=True)
         result = principal_directions(acts, args.k, layer, args.model)
         ratios = ", ".join(f"{r:.3f}" for r in result.stats["explained_variance_ratio"])
         summary = f"explained variance ratio: {ratios}"

@@ -28,6 +28,7 @@ from dreamkit.commands.common import (
     check_output,
     free_name,
     max_pixels,
+    model_files,
     open_model,
     resolve_device,
     settings_from,
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     photo = Photo.of(args.image)
     wanted = None if args.output else default_output(args.image, target, args.model)
     out = Path(args.output) if args.output else free_name(wanted)
-    check_output(out, inputs=[args.image, target.file], force=args.force)
+    check_output(out, inputs=[args.image, target.file, *model_files(args)], force=args.force)
     from dreamkit.image_io import load_image
 
     image = load_image(args.image, max_pixels=max_pixels(args))

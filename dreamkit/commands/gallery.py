@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     inputs = [args.config, *{t.recipe.input.path for t in gallery.tiles if t.recipe.input}]
     for name in ("sheet.png", "index.html", *(t.name for t in gallery.tiles)):
-        check_not_input(out / name, inputs)
+        check_not_input(out / name, inputs, forceable=False)
     ranks = ranks_from_env()
     set_threads(args.threads)
     device = rank_device(resolve_device(args.device), ranks)

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     outdir = Path(args.output)
     files = image_files([args.images])
     for name in ("linearity.json", "linearity.csv", "linearity.png"):
-        check_not_input(outdir / name, files)
+        check_not_input(outdir / name, files, forceable=False)
     device = resolve_device(args.device)
     start = time.monotonic()
     photos, chosen = sample_photos(args.images, args.count, args.size)

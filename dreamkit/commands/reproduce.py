@@ -143,13 +143,13 @@ def run(args: argparse.Namespace) -> int:
     photo = args.input or (recipe.input.path if recipe.input else None)
     if not vis and not Path(str(photo)).is_file():
         raise DreamkitError(f"{picture}: its photo {photo} is not there; pass --input PHOTO")
-    set_threads(args.threads or record.ran.get("threads"))
+    set_threads(record.ran.get("threads") if args.threads is None else args.threads)
     return _make_and_compare(args, record, recipe, picture, photo)
 
 
 def _output(args: argparse.Namespace, picture: Path, photo) -> Path:
     out = Path(args.output) if args.output else free_name(Path(f"{picture.stem}_reproduced.png"))
-    return check_output(out, inputs=[picture, photo, *args.direction, *args.guide])
+    return check_output(out, inputs=[picture, photo, *args.direction, *args.guide, args.weights])
 
 
 def _as_stored(pixels, picture: Path):

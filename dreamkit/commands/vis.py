@@ -24,6 +24,7 @@ from dreamkit.commands.common import (
     add_model_arguments,
     add_settings,
     check_output,
+    model_files,
     open_model,
     settings_from,
     show_progress,
@@ -88,9 +89,10 @@ def run(args: argparse.Namespace) -> int:
         raise DreamkitError(f"seed {settings.seed} leaves no room for {len(targets)} targets")
     out = Path(args.output)
     grid = Path(args.grid) if args.grid else out / "grid.png"
+    inputs = [*(t.file for t in targets), *model_files(args)]
     for target in targets:
-        check_output(out / f"{target.stem()}.png", inputs=[t.file for t in targets])
-    check_output(grid, inputs=[t.file for t in targets])
+        check_output(out / f"{target.stem()}.png", inputs=inputs)
+    check_output(grid, inputs=inputs)
     net = net or open_model(args)
     batch = max(1, min(args.batch, PIXEL_BUDGET // settings.size**2))
     images = []

@@ -40,12 +40,13 @@ def run(args: argparse.Namespace) -> int:
 
     video = common.settings_from(args, ZoomSettings)
     settings = common.settings_from(args, DreamSettings, dream_defaults(args.model))
-    out = Path(args.output or f"{Path(args.image).stem}_zoom.gif")
+    wanted = None if args.output else Path(f"{Path(args.image).stem}_zoom.gif")
+    out = Path(args.output) if args.output else common.free_name(wanted)
     check_video_path(out)
     table, net = common.table_and_model(args)
     target = target_of(args, table)
-    common.check_output(out, inputs=[args.image, target.file], force=args.force,
-                 extensions=VIDEO_EXTENSIONS)
+    common.check_output(out, inputs=[args.image, target.file, *common.model_files(args)],
+                        force=args.force, extensions=VIDEO_EXTENSIONS)
     from dreamkit.dream import fit_side
     from dreamkit.image_io import load_image
     from dreamkit.progress import tqdm
@@ -61,6 +62,5 @@ def run(args: argparse.Namespace) -> int:
     frames = [frame.cpu() for frame in tqdm(made, total=video.frames, unit="frame",
                                              leave=False, disable=quiet)]
     write_video(frames, out, fps=video.fps)
-    if not args.quiet:
-        print(f"{out}: {len(frames)} frames")
+    common.written(out, wanted, args.quiet, f": {len(frames)} frames")
     return 0

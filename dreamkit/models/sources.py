@@ -107,15 +107,16 @@ def factory_model(spec: str, weights: str | os.PathLike | None) -> WrappedModel:
     module_name, _, attribute = spec.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
-    except ImportError as exc:
-        raise DreamkitError(f"cannot import {module_name} for model {spec} ({exc})") from None
+    except (ImportError, SystemExit) as exc:  # a module may exit while it is imported
+        raise DreamkitError(f"cannot import {module_name} for model {spec} "
+                            f"({type(exc).__name__}: {exc})") from None
     except AttributeError:
         raise DreamkitError(f"{module_name} has no {attribute!r} (model {spec})") from None
     if not callable(factory):
         raise DreamkitError(f"{spec} is not callable; name a function returning the module")
     try:
         made = factory()
-    except Exception as exc:  # noqa: BLE001 - the user's code failed
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code failed (sys:exit)
         raise DreamkitError(f"{spec}() failed: {type(exc).__name__}: {exc}") from None
     preprocess: object = "imagenet"
     if isinstance(made, tuple) and len(made) == 2:
