@@ -222,6 +222,26 @@ def random_crops(
         yield crops
 
 
+def augmented(
+    images: Sequence[torch.Tensor], crops: int, size: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random crops of every image -> (N, 3, size, size) and the source index of each crop, all
+    in memory (for a few crops; `crop_activations` streams any number)."""
+    generator = torch.Generator().manual_seed(seed)
+    batches = [next(random_crops(image, crops, size, generator)) for image in images]
+    groups = torch.arange(len(images)).repeat_interleave(crops)
+    return torch.cat(batches), groups
+
+
+@torch.no_grad()
+def activations(net: Model, images: torch.Tensor, layer: str, batch: int = 16) -> torch.Tensor:
+    """The layer's activations (N, C, H, W), or (N, C) past global pooling, in float32."""
+    device = next(net.parameters()).device
+    parts = [capture_resolved(net, images[i:i + batch].to(device), [layer])[layer].float().cpu()
+             for i in range(0, len(images), batch)]
+    return torch.cat(parts)
+
+
 CROP_PIXELS = 2**21  # pixels of crops run through the network at once (2 crops of 1024 px)
 PCA_VALUES = 2**25  # activation values kept for PCA (128 MB): positions are sampled to fit
 

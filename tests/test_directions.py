@@ -164,7 +164,6 @@ def test_crop_activations_are_made_a_few_at_a_time_within_a_bound(monkeypatch):
     from torch import nn
 
     import dreamkit.directions as directions
-    from dreamkit.capture import capture_resolved
     from dreamkit.models import wrap
 
     net = wrap(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()), preprocess="none",
@@ -172,9 +171,8 @@ def test_crop_activations_are_made_a_few_at_a_time_within_a_bound(monkeypatch):
     images = [torch.rand(3, 40, 50, generator=torch.Generator().manual_seed(i)) for i in (1, 2)]
     monkeypatch.setattr(directions, "CROP_PIXELS", 3 * 24**2)  # 3 crops a batch: 3 + 3 + 1
     rows, groups = directions.crop_activations(net, images, 7, 24, "0", seed=5)
-    generator = torch.Generator().manual_seed(5)
-    whole = torch.cat([next(directions.random_crops(im, 7, 24, generator)) for im in images])
-    expected = capture_resolved(net, whole, ["0"])["0"].mean(dim=(2, 3))
+    whole, _ = directions.augmented(images, 7, 24, seed=5)  # all at once, in memory
+    expected = directions.activations(net, whole, "0").mean(dim=(2, 3))
     torch.testing.assert_close(rows, expected)
     assert groups.tolist() == [0] * 7 + [1] * 7
     monkeypatch.setattr(directions, "PCA_VALUES", 4 * 600)  # 600 vectors of 4 channels
