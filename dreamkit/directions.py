@@ -201,11 +201,19 @@ def load_directions(
 
 def random_crops(
     image: torch.Tensor, count: int, size: int, generator: torch.Generator,
+    scale: tuple[float, float] = (0.3, 1.0),
+) -> torch.Tensor:
+    """`count` random square crops of a (3, H, W) image, each resized to `size` and flipped
+    left-right with probability 1/2; the crop side is a `scale` fraction of the shorter side."""
+    return torch.cat(list(crop_batches(image, count, size, generator, scale)))
+
+
+def crop_batches(
+    image: torch.Tensor, count: int, size: int, generator: torch.Generator,
     scale: tuple[float, float] = (0.3, 1.0), batch: int | None = None,
 ) -> Iterator[torch.Tensor]:
-    """`count` random square crops of a (3, H, W) image, each resized to `size` and flipped
-    left-right with probability 1/2, made `batch` at a time (all drawn first, so the crops do
-    not depend on `batch`); the crop side is a `scale` fraction of the shorter side."""
+    """`random_crops`, made `batch` at a time (all drawn first, so the crops do not depend on
+    `batch`)."""
     _, h, w = image.shape
     sides = torch.empty(count).uniform_(*scale, generator=generator) * min(h, w)
     x0 = torch.rand(count, generator=generator) * (w - sides)
@@ -228,7 +236,7 @@ def augmented(
     """Random crops of every image -> (N, 3, size, size) and the source index of each crop, all
     in memory (for a few crops; `crop_activations` streams any number)."""
     generator = torch.Generator().manual_seed(seed)
-    batches = [next(random_crops(image, crops, size, generator)) for image in images]
+    batches = [random_crops(image, crops, size, generator) for image in images]
     groups = torch.arange(len(images)).repeat_interleave(crops)
     return torch.cat(batches), groups
 
@@ -261,7 +269,7 @@ def crop_activations(net: Model, images: Sequence[torch.Tensor], crops: int, siz
     batches = len(images) * math.ceil(crops / batch)
     rows, groups = [], []
     for index, image in enumerate(images):
-        for part in random_crops(image, crops, size, generator, batch=batch):
+        for part in crop_batches(image, crops, size, generator, batch=batch):
             acts = capture_resolved(net, part.to(device), [layer])[layer].float().cpu()
             if positions and acts.dim() == 4:
                 vectors = acts.movedim(1, -1).reshape(-1, acts.shape[1])

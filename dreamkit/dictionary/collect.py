@@ -66,7 +66,7 @@ class Samples:
 def _views(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     whole = torch.nn.functional.interpolate(image[None], size=(SIDE, SIDE), mode="bilinear",
                                             antialias=True, align_corners=False)
-    zoomed = next(random_crops(image, CROPS - 1, SIDE, generator, scale=(0.4, 0.8)))
+    zoomed = random_crops(image, CROPS - 1, SIDE, generator, scale=(0.4, 0.8))
     return torch.cat([whole, zoomed]).clamp(0, 1)
 
 
