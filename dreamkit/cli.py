@@ -40,15 +40,44 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the last line of defence
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            return _internal_error(parser, args, exc)
         if args.debug:
             traceback.print_exc()
-        print(
-            f"{parser.prog}: internal error: {type(exc).__name__}: {exc}\n"
-            f"  please report it with the command you ran (add --debug for the traceback)",
-            file=sys.stderr,
-        )
-        return 1
+        print(f"{parser.prog}: error: out of memory ({_first_line(exc)}); ask for less: a "
+              "smaller --size, --batch, --crops or --crop-size, or fewer targets",
+              file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        return _internal_error(parser, args, exc)
+
+
+OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "out of memory")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """A failed allocation (CPU or GPU), as torch or Python reports it."""
+    return isinstance(exc, MemoryError) or any(text in str(exc) for text in OUT_OF_MEMORY)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+def _internal_error(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                    exc: BaseException) -> int:
+    """Exit 1 for a bug of ours: say so, and how to get the traceback (called while `exc` is
+    being handled, so --debug prints it)."""
+    if args.debug:
+        traceback.print_exc()
+    print(
+        f"{parser.prog}: internal error: {type(exc).__name__}: {exc}\n"
+        f"  please report it with the command you ran (add --debug for the traceback)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _add_globals(parser: argparse.ArgumentParser, nested: bool = False) -> None:

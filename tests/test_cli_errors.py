@@ -510,3 +510,22 @@ def test_debug_works_wherever_it_is_given(argv, workdir, capsys):
 
     rc, err = call(capsys, argv)
     assert rc == 2 and "Traceback" in err and err.strip().endswith("no such file"), err
+
+
+def test_running_out_of_memory_is_one_line_not_an_internal_error(workdir, capsys, monkeypatch):
+    """A failed allocation (here a real 4 PB tensor) says what to ask less of, exit 2; any
+    other RuntimeError is still an internal error (exit 1)."""
+    import dreamkit.commands.layers as layers_command
+    from tests.helpers import call
+
+    monkeypatch.setattr(layers_command, "run", lambda args: torch.empty(2**50).sum())
+    rc, err = call(capsys, ["layers"])
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "out of memory" in err and "smaller --size" in err, err
+
+    def broken(args):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(layers_command, "run", broken)
+    rc, err = call(capsys, ["layers"])
+    assert rc == 1 and "internal error: RuntimeError: shape mismatch" in err, err

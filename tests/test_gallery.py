@@ -225,3 +225,20 @@ def test_render_tiles_from_noise_reproduce_too(tmp_path, capsys):
     assert (settings.steps, settings.seed, settings.size) == (3, 1, 32)
     assert main(["reproduce", str(tiles[1]), "-o", str(tmp_path / "again.png")]) == 0
     assert "identical" in capsys.readouterr().out
+
+
+def test_a_folder_with_someone_elses_index_is_refused(tmp_path, capsys):
+    """`gallery -o DIR` replaced an index.html or sheet.png that no gallery had made."""
+    from tests.helpers import call, small_png
+
+    small_png(tmp_path)
+    config = tmp_path / "g.json"
+    config.write_text(json.dumps({"image": "small.png", "size": 64, "layer": "inception4c",
+                                  "rows": {"axis": "lr", "values": [1]}}))
+    for name in ("index.html", "sheet.png"):
+        site = tmp_path / f"site-{name}"
+        site.mkdir()
+        (site / name).write_text("mine")
+        rc, err = call(capsys, ["gallery", str(config), "-o", str(site)])
+        assert rc == 2 and "no gallery made it" in err, err
+        assert (site / name).read_text() == "mine"

@@ -151,6 +151,10 @@ def run(args: argparse.Namespace) -> int:
     inputs = [args.config, *{t.recipe.input.path for t in gallery.tiles if t.recipe.input}]
     for name in ("sheet.png", "index.html", *(t.name for t in gallery.tiles)):
         check_not_input(out / name, inputs, forceable=False)
+    for name in ("sheet.png", "index.html"):  # a gallery's own folder has its tiles/ beside
+        if (out / name).exists() and not (out / "tiles").is_dir():
+            raise DreamkitError(f"{out / name}: exists and no gallery made it (no tiles/ "
+                                "beside it); choose another -o")
     ranks = ranks_from_env()
     set_threads(args.threads)
     device = rank_device(resolve_device(args.device), ranks)
