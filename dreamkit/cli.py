@@ -20,7 +20,16 @@ from dreamkit.version import __version__
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors (exit 2, no usage dump)."""
+    """argparse with one-line usage errors (exit 2, no usage dump), and --debug and --version
+    on every parser: the program's, each command's and each action's (`direction fit`), which
+    argparse makes of this class too. --debug is absent from the namespace unless given, so a
+    command's parser cannot reset what `dreamkit --debug COMMAND` set."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                          help="show tracebacks on errors")
+        self.add_argument("--version", action="version", version=f"dreamkit {__version__}")
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -80,21 +89,6 @@ def _internal_error(parser: argparse.ArgumentParser, args: argparse.Namespace,
     return 1
 
 
-def _add_globals(parser: argparse.ArgumentParser, nested: bool = False) -> None:
-    """--debug and --version; on a command's parser (`nested`) --debug leaves the namespace
-    alone unless given, so `dreamkit --debug dream ...` keeps it (argparse's subparser defaults
-    would reset it)."""
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors",
-                        **({"default": argparse.SUPPRESS} if nested else {}))
-    parser.add_argument("--version", action="version", version=f"dreamkit {__version__}")
-
-
-def _actions_of(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
-    """The parsers of a command's actions (`direction fit`, `dictionary fit`)."""
-    return [sub for action in parser._actions if isinstance(action, argparse._SubParsersAction)
-            for sub in dict.fromkeys(action.choices.values())]
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The `dreamkit` parser with one subparser per command."""
     parser = Parser(
@@ -102,7 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="DeepDream and feature visualization for PyTorch.",
         epilog="Run `dreamkit COMMAND --help` for a command's options.",
     )
-    _add_globals(parser)
     sub = parser.add_subparsers(
         title="commands", metavar="COMMAND", required=True, parser_class=Parser
     )
@@ -113,10 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
             description=command.__doc__,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        _add_globals(child, nested=True)
         command.add_arguments(child)
-        for action in _actions_of(child):
-            _add_globals(action, nested=True)
         child.set_defaults(run=command.run)
     return parser
 
@@ -133,7 +123,6 @@ def dream_main(argv: Sequence[str] | None = None) -> int:
         description=dream_command.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_globals(parser)
     dream_command.add_arguments(parser)
     parser.set_defaults(run=dream_command.run)
     return _run(parser, argv)

@@ -263,7 +263,8 @@ def crop_activations(net: Model, images: Sequence[torch.Tensor], crops: int, siz
     source image. Rows are crops (activations pooled over positions), or with `positions`
     activation vectors at positions sampled at random, evenly over the crops, up to
     `PCA_VALUES` values in all."""
-    generator, sampler = (torch.Generator().manual_seed(seed + i) for i in (0, 10**6))
+    generator = torch.Generator().manual_seed(seed)  # the crops: as `augmented` draws them
+    sampler = torch.Generator().manual_seed(seed + 10**6)  # the positions kept
     device = next(net.parameters()).device
     batch = max(1, min(16, CROP_PIXELS // size**2))
     batches = len(images) * math.ceil(crops / batch)

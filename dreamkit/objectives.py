@@ -244,7 +244,7 @@ def neuron(
     """One channel's activation at one position, (x, y) in the layer's grid (default: centre)."""
     channels = _indices("channel", channels)
     x, y = (None if v is None else _indices(name, v) for v, name in ((x, "x"), (y, "y")))
-    if isinstance(x, tuple) or isinstance(y, tuple):
+    if isinstance(x, list) or isinstance(y, list):
         raise DreamkitError("a neuron's x and y are single integers")
 
     def fn(a: Activations) -> torch.Tensor:

@@ -119,6 +119,8 @@ def test_channel_indices_are_checked_when_the_objective_is_made(bad):
             make()
     with pytest.raises(DreamkitError, match="x must be an integer"):
         neuron("fire5", 0, x=bad if not isinstance(bad, list) else 1.5)
+    with pytest.raises(DreamkitError, match="x and y are single integers"):
+        neuron("fire5", 0, x=[1, 2])
 
 
 def test_integer_like_channels_are_taken(acts):

@@ -67,11 +67,11 @@ def run(args: argparse.Namespace) -> int:
     check("seed", args.seed, Bounds(int, low=0, high=MAX_SEED))
     check("epochs", args.epochs, Bounds(int, low=1, high=MAX_EPOCHS))
     output = Path(args.output)
-    photos = list_images(args.images)
-    check_output(output, inputs=[*photos, *model_files(args)], extensions=(".safetensors",))
-    for beside in (".json", *(() if args.no_plot else (".png",))):  # the report's files
-        check_output(output.with_suffix(beside), inputs=[*photos, *model_files(args)],
-                     extensions=(beside,))
+    paths = list_images(args.images)
+    inputs = [*paths, *model_files(args)]
+    check_output(output, inputs=inputs, extensions=(".safetensors",))
+    for suffix in (".json", *(() if args.no_plot else (".png",))):  # the report beside it
+        check_output(output.with_suffix(suffix), inputs=inputs, extensions=(suffix,))
     table, net = table_and_model(args)
     info = table.resolve(args.layer)
     if info.stride is None:
@@ -83,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
         max(2, round(args.expansion * info.channels))
     check("features", features, Bounds(int, low=2, high=MAX_FEATURES))  # 2: pairs to compare
     check("k", args.k, Bounds(int, low=1, high=min(features, info.channels)))
-    paths = photos
     from dreamkit.commands.common import open_model, set_threads
     from dreamkit.dictionary import fit, write_report
     from dreamkit.dictionary import table as report_table

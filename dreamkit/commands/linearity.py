@@ -10,8 +10,8 @@ top 5, against what a linear network gives); superposition of rendered direction
 seeds. Each error is divided by the typical distance between two photos' activations
 (yardstick) and by the change a linear map predicts (relative). Baselines: random pixel
 directions (with the photos' yardstick), He-initialised weights, and the trained weights
-shuffled within each layer. Every error and share has a 95% bootstrap interval over photos. Writes
-OUTDIR/linearity.json, .csv and .png and prints the summary tables.
+shuffled within each layer. Every error and share has a 95% bootstrap interval over photos.
+Writes OUTDIR/linearity.json, .csv and .png and prints the summary tables.
 
 examples:
   dreamkit linearity --images ../shared/photos -o linearity/

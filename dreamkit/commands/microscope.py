@@ -72,8 +72,8 @@ def _plan(args: argparse.Namespace, net, settings):
     layers = list(dict.fromkeys(net.layers.resolve(name.strip()).name
                                 for name in args.layers.split(",") if name.strip()))
     if not layers:
-        raise DreamkitError(f"--layers names no layer ({args.layers!r}); give names or tiers "
-                            "such as low,mid,high"[:300])
+        raise DreamkitError(f"--layers names no layer ({args.layers[:100]!r}); give names or "
+                            "tiers such as low,mid,high")
     infos = [net.layers.resolve(layer) for layer in layers]
     channels = [tuple(parse_channel_list(args.channels, i.name, i.channels)) if args.channels
                 else tuple(range(i.channels)) for i in infos]
