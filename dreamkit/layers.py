@@ -19,12 +19,15 @@ LOGITS = "logits"  # every model's name for its class logits, besides the layer'
 @dataclass(frozen=True)
 class LayerInfo:
     """One capture point: `tier` is low (edges, strokes), mid (textures, parts) or high
-    (objects); `stride` is input pixels per activation step, None past global pooling."""
+    (objects); `stride` is input pixels per activation step, None past global pooling;
+    `layout` is how the module lays its output out (dreamkit always hands objectives
+    (B, C, H, W)): `BCHW`, channels-last `BHWC` (Swin blocks) or tokens `BNC` (transformers)."""
 
     name: str
     tier: str
     channels: int
     stride: int | None
+    layout: str = "BCHW"
 
     def __post_init__(self) -> None:
         if self.tier not in TIERS:
@@ -93,15 +96,20 @@ class LayerTable(Sequence[LayerInfo]):
         """The table as `dreamkit layers` prints it (tier defaults marked *)."""
         defaults = set(self.defaults.values())
         width = max(14, *(len(layer.name) for layer in self))
-        lines = [f"{'layer':<{width}} {'tier':<5} {'channels':>8} {'stride':>7}   "
-                 f"({self.model}{note})"]
+        layouts = any(layer.layout != "BCHW" for layer in self)
+        lines = [f"{'layer':<{width}} {'tier':<5} {'channels':>8} {'stride':>7}"
+                 f"{'  layout' if layouts else ''}   ({self.model}{note})"]
         for layer in self:
             stride = "global" if layer.stride is None else str(layer.stride)
             mark = " *" if layer.name in defaults else ""
+            layout = f"  {layer.layout:>6}" if layouts else ""
             lines.append(f"{layer.name:<{width}} {layer.tier:<5} {layer.channels:>8} "
-                         f"{stride:>7}{mark}")
+                         f"{stride:>7}{layout}{mark}")
         tiers = ", ".join(f"{t}: {n}" for t, n in self.defaults.items())
         lines.append(f"* the tier defaults ({tiers}); the model's default layer is {self.default}")
+        if layouts:
+            lines.append("layout: how the module outputs it (BHWC channels-last, BNC tokens); "
+                         "dreamkit reads every layer as (B, C, H, W)")
         return "\n".join(lines)
 
     def index(self, name: str) -> int:  # type: ignore[override]

@@ -72,3 +72,76 @@ def not_a_module():
 
 def broken():
     raise RuntimeError("the user's code failed")
+
+
+class Backbone(nn.Module):
+    """A user's model holding a whole torchvision classifier as `self.backbone`."""
+
+    def __init__(self, backbone: nn.Module, head: int | None = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(1000, head) if head else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.backbone(x)
+        return self.head(x) if self.head is not None else x
+
+
+class InPlaceMethods(nn.Module):
+    """In-place tensor methods whose results are not assigned, and an in-place `+=`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(8, 8, 3, padding=1)
+        self.act = nn.Hardswish(inplace=True)
+        self.c = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a(x)
+        x.clamp_(min=0)
+        y = self.b(x)
+        y.mul_(2).add_(1)
+        y += x
+        self.act(y)  # an in-place module whose result is not assigned either
+        x = self.c(y)
+        return self.head(x.mean(dim=(2, 3)))
+
+
+class Functional(nn.Module):
+    """A network written with `torch.nn.functional` calls only: no submodules at all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.w1 = nn.Parameter(torch.randn(8, 3, 3, 3, generator=generator) * 0.3)
+        self.w2 = nn.Parameter(torch.randn(16, 8, 3, 3, generator=generator) * 0.2)
+        self.w3 = nn.Parameter(torch.randn(10, 16, generator=generator) * 0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(F.conv2d(x, self.w1, padding=1))
+        x = F.relu(F.conv2d(x, self.w2, stride=2, padding=1))
+        return x.mean(dim=(2, 3)) @ self.w3.t()
+
+
+class Gray(nn.Module):
+    """A network for 1-channel images."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
+                                      nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU())
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+class Integer(Gray):
+    """The 1-channel network with integer weights (cannot be dreamed with)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features[0].weight = nn.Parameter(torch.ones(8, 1, 3, 3, dtype=torch.int64),
+                                               requires_grad=False)

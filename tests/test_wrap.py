@@ -153,9 +153,11 @@ def test_a_wrapped_module_needs_parameters_and_a_known_preprocessing():
         wrap(torch.nn.ReLU())
     with pytest.raises(DreamkitError, match="preprocess must be one of"):
         wrap(pitfalls(), preprocess="bgr")
-    with pytest.raises(DreamkitError, match="not a tensor of logits"):
-        wrap(torchvision.models.detection.ssdlite320_mobilenet_v3_large(
-            weights=None, weights_backbone=None).backbone)
+    backbone = torchvision.models.detection.ssdlite320_mobilenet_v3_large(
+        weights=None, weights_backbone=None).backbone  # returns a dict of feature maps
+    assert wrap(backbone).layers.logits is None  # layer objectives only
+    with pytest.raises(DreamkitError, match="picks nothing from its OrderedDict output"):
+        wrap(backbone, logits="scores")
 
 
 # --------------------------------------------------------------------------- EfficientNet-Lite0

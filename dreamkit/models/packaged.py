@@ -39,4 +39,4 @@ def efficientnet_lite0(weights: str | os.PathLike | None, random_weights: bool) 
         except RuntimeError as exc:
             raise DreamkitError(f"{weights}: the weights do not fit efficientnet_lite0 "
                                 f"({str(exc).splitlines()[0]})") from None
-    return wrap(module, Normalize(LITE_MEAN, LITE_STD), "efficientnet_lite0")
+    return wrap(module, Normalize(LITE_MEAN, LITE_STD), "efficientnet_lite0", copy=False)

@@ -8,10 +8,14 @@ timm's cache; a download when online), or none with `random_weights`.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import os
 import re
+import sys
+import threading
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -21,6 +25,7 @@ from dreamkit.models.weights import read_state
 from dreamkit.models.wrapped import WrappedModel, wrap
 
 FACTORY = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
+SLOW_FACTORY_S = 10.0  # after this long, say that the user's own code is what runs
 
 
 def kind_of(spec: str) -> str:
@@ -69,7 +74,7 @@ def torchvision_model(spec: str, weights: str | os.PathLike | None,
         module = torchvision.models.get_model(name, weights=None, **extra)
         if weights is not None:
             _load_state(module, weights, spec)
-    return wrap(module, "imagenet", spec)
+    return wrap(module, "imagenet", spec, copy=False)
 
 
 def timm_model(spec: str, weights: str | os.PathLike | None, random_weights: bool) -> WrappedModel:
@@ -98,26 +103,50 @@ def timm_model(spec: str, weights: str | os.PathLike | None, random_weights: boo
         from dreamkit.models.staged import Normalize
 
         preprocess = Normalize(mean, std)
-    return wrap(module, preprocess, spec)  # type: ignore[arg-type]
+    return wrap(module, preprocess, spec, copy=False)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def _users_code(spec: str, doing: str, failure: str) -> Iterator[None]:
+    """Run the user's factory code: modules in the current folder importable (as with
+    `python -m`), a note on stderr if it takes long, its failures one line naming it."""
+    here = os.getcwd()
+    added = here not in sys.path
+    if added:
+        sys.path.insert(0, here)
+    note = threading.Timer(SLOW_FACTORY_S, lambda: print(
+        f"dreamkit: still waiting for {doing} (model {spec}): that is your code running; "
+        "Ctrl-C stops it", file=sys.stderr, flush=True))
+    note.daemon = True
+    note.start()
+    try:
+        yield
+    except DreamkitError:
+        raise
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code failed
+        text = str(exc).strip().splitlines()
+        raise DreamkitError(f"{failure}: {type(exc).__name__}: {text[0][:200] if text else ''} "
+                            f"(model {spec})") from None
+    finally:
+        note.cancel()
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(here)
 
 
 def factory_model(spec: str, weights: str | os.PathLike | None) -> WrappedModel:
     """`package.module:factory`: the callable's module (or (module, preprocess), or a wrapped
     model), imported and called with no arguments."""
     module_name, _, attribute = spec.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, SystemExit) as exc:  # a module may exit while it is imported
-        raise DreamkitError(f"cannot import {module_name} for model {spec} "
-                            f"({type(exc).__name__}: {exc})") from None
-    except AttributeError:
-        raise DreamkitError(f"{module_name} has no {attribute!r} (model {spec})") from None
+    with _users_code(spec, f"the import of {module_name}", f"cannot import {module_name}"):
+        imported = importlib.import_module(module_name)
+    factory = getattr(imported, attribute, None)
+    if factory is None:
+        raise DreamkitError(f"{module_name} has no {attribute!r} (model {spec})")
     if not callable(factory):
         raise DreamkitError(f"{spec} is not callable; name a function returning the module")
-    try:
+    with _users_code(spec, f"{spec}()", f"{spec}() failed"):
         made = factory()
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code failed (sys:exit)
-        raise DreamkitError(f"{spec}() failed: {type(exc).__name__}: {exc}") from None
     preprocess: object = "imagenet"
     if isinstance(made, tuple) and len(made) == 2:
         made, preprocess = made
@@ -133,7 +162,7 @@ def factory_model(spec: str, weights: str | os.PathLike | None) -> WrappedModel:
         _load_state(target, weights, spec)
     if isinstance(made, WrappedModel):
         return made
-    return wrap(made, preprocess, spec)  # type: ignore[arg-type]
+    return wrap(made, preprocess, spec, copy=False)  # type: ignore[arg-type]
 
 
 def fetch_library_weights(spec: str) -> str:

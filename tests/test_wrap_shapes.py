@@ -1,0 +1,227 @@
+"""Any model, round two: the shapes real user models have (issue 30). Random weights; each
+wrapped model's captured layers are checked against the untouched module's own outputs."""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from dreamkit.errors import DreamkitError
+from dreamkit.layers import LOGITS
+from dreamkit.models import wrap
+from dreamkit.objectives import channel
+from dreamkit.render import render
+from tests.factories import Backbone, Functional, Gray, InPlaceMethods, Integer, Pitfalls
+
+
+class Pair(nn.Module):
+    """A forward returning a tuple (logits, features)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torchvision.models.resnet18(num_classes=7)
+
+    def forward(self, x: torch.Tensor):
+        return self.net(x), x.mean()
+
+
+def _timm_in_a_wrapper() -> nn.Module:
+    timm = pytest.importorskip("timm")
+    return Backbone(timm.create_model("resnet10t", pretrained=False), head=3)
+
+
+def _seeded(build):
+    def make():
+        torch.manual_seed(0)
+        return build()
+    return make
+
+
+MODELS = {
+    "backbone": _seeded(lambda: Backbone(torchvision.models.resnet18())),
+    "backbone+head": _seeded(lambda: Backbone(torchvision.models.resnet18(), head=10)),
+    "timm in a wrapper": _seeded(_timm_in_a_wrapper),
+    "dict output": _seeded(lambda: torchvision.models.segmentation.lraspp_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=5)),
+    "tuple output": _seeded(Pair),
+    "channels-last swin": _seeded(lambda: torchvision.models.swin_t()),
+    "in-place methods": _seeded(InPlaceMethods),
+    "pitfalls": _seeded(Pitfalls),
+}
+
+
+UNLISTED = {"in-place methods": ["a", "b", "c"], "pitfalls": ["conv1", "conv2", "conv3"],
+            "backbone": ["backbone.layer1.0.conv1", "backbone.layer2"]}
+
+
+def _untouched(module: nn.Module, x: torch.Tensor, layers: list[str]):
+    """Each layer's output from a forward hook on a deep copy of the module, and its output."""
+    twin = copy.deepcopy(module)
+    found: dict[str, torch.Tensor] = {}
+
+    def keep(name: str):
+        def hook(mod, inputs, output):
+            found.setdefault(name, output.detach().clone())
+        return hook
+
+    handles = [twin.get_submodule(name).register_forward_hook(keep(name)) for name in layers]
+    with torch.no_grad():
+        out = twin(x)
+    for handle in handles:
+        handle.remove()
+    return found, out
+
+
+def _state(module: nn.Module) -> list:
+    return [(name, type(m).__name__, getattr(m, "inplace", None), m.training)
+            for name, m in module.named_modules()] + \
+        [(name, p.requires_grad) for name, p in module.named_parameters()]
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_every_listed_layer_is_the_untouched_modules_output_and_the_module_is_unchanged(kind):
+    module = MODELS[kind]().eval()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before = module(x)
+    state = _state(module)
+    net = wrap(module, preprocess="none", logits=0 if kind == "tuple output" else "auto")
+    layers = [info for info in net.layers if info.name != LOGITS]
+    layers += [net.layers.resolve(name) for name in UNLISTED.get(kind, [])]
+    assert len(layers) >= 3, net.layers.text()
+    expected, _ = _untouched(module, x, [info.name for info in layers])
+    with torch.no_grad():
+        acts = net.capture(x, [info.name for info in layers])
+    for info in layers:
+        want = expected[info.name]
+        if info.layout == "BHWC":
+            want = want.permute(0, 3, 1, 2)
+        assert acts[info.name].shape[1] == info.channels, info
+        torch.testing.assert_close(acts[info.name], want, rtol=1e-5, atol=1e-5,
+                                   msg=f"{kind}: {info.name}")
+    with torch.no_grad():  # the user's module: same object state, same output
+        after = module(x)
+    assert _state(module) == state
+    if isinstance(before, torch.Tensor):
+        torch.testing.assert_close(after, before, rtol=0, atol=0)
+    else:
+        torch.testing.assert_close(after[0] if kind == "tuple output" else after["out"],
+                                   before[0] if kind == "tuple output" else before["out"])
+
+
+def test_a_backbone_held_as_a_child_lists_its_blocks_and_dreams():
+    torch.manual_seed(0)
+    net = wrap(Backbone(torchvision.models.resnet18(), head=10))
+    assert net.layers.default == "backbone.layer3.1"
+    assert net.layers.resolve(LOGITS).channels == 10
+    result = render(net, channel("backbone.layer3.1", 3), size=64, steps=8, transforms=[])
+    assert result.history[-1] > result.history[0]
+
+
+def test_dict_and_tuple_outputs_name_their_logits():
+    torch.manual_seed(0)
+    seg = torchvision.models.segmentation.lraspp_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=5).eval()
+    assert wrap(seg).layers.logits is None  # layers only: a dict has no "logits" entry
+    with pytest.raises(DreamkitError, match="has no logits"):
+        wrap(seg)(torch.rand(1, 3, 64, 64))
+    with_out = wrap(seg, logits="out")
+    assert with_out.layers.resolve(LOGITS).channels == 5
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(with_out.capture(x, [LOGITS])[LOGITS],
+                                   seg(with_out.preprocess(x))["out"])
+    picked = wrap(Pair(), logits=lambda output: output[0])
+    assert picked.layers.resolve(LOGITS).channels == 7
+    with pytest.raises(DreamkitError, match="it has out"):
+        wrap(seg, logits="logits")
+
+
+def test_channels_last_swin_blocks_are_read_as_channels():
+    torch.manual_seed(0)
+    net = wrap(torchvision.models.swin_t())
+    info = net.layers.resolve("features.5.3")
+    assert (info.channels, info.stride, info.layout) == (384, 16, "BHWC")
+    assert "BHWC" in net.layers.text()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        act = net.capture(x, ["features.5.3"])["features.5.3"]
+    assert act.shape == (1, 384, 4, 4)
+
+
+def test_a_declared_layout_overrides_detection():
+    torch.manual_seed(0)
+    net = wrap(torchvision.models.swin_t(), layouts={"features.1.0": "BCHW"})
+    assert net.layers.resolve("features.1.0").channels == 16  # as declared: H read as C
+    with pytest.raises(DreamkitError, match="layout must be one of"):
+        wrap(torchvision.models.swin_t(), layouts={"features.1.0": "NHWC"})
+
+
+def test_in_place_methods_keep_their_effect():
+    torch.manual_seed(0)
+    module = InPlaceMethods().eval()
+    net = wrap(module, preprocess="none")
+    x = torch.rand(2, 3, 16, 16) - 0.5
+    with torch.no_grad():
+        logits = net.capture(x, ["c", LOGITS])
+        a = module.a(x).clamp(min=0)
+        y = module.b(a) * 2 + 1 + a
+        y = torch.nn.functional.hardswish(y)
+        torch.testing.assert_close(logits["c"], module.c(y))
+        torch.testing.assert_close(logits[LOGITS], module(x.clone()))
+
+
+def test_a_functional_only_module_lists_its_activations():
+    module = Functional()
+    net = wrap(module, preprocess="none")
+    names = [info.name for info in net.layers if info.name != LOGITS]
+    assert names == ["relu", "relu_1"] and net.layers.resolve("relu_1").stride == 2
+    x = torch.rand(2, 3, 16, 16)
+    first = torch.relu(torch.nn.functional.conv2d(x, module.w1, padding=1))
+    with torch.no_grad():
+        acts = net.capture(x, names)
+        torch.testing.assert_close(acts["relu"], first)
+        torch.testing.assert_close(net.logits_from("relu_1", acts["relu_1"], x), module(x))
+    assert net.is_cut("relu_1")
+    result = render(net, channel("relu_1", 2), size=32, steps=6, transforms=[])
+    assert result.history[-1] > result.history[0]
+
+
+def test_one_channel_networks_are_told_about_preprocess():
+    with pytest.raises(DreamkitError, match="preprocess='gray'"):
+        wrap(Gray())
+    net = wrap(Gray(), preprocess="gray")
+    assert [info.name for info in net.layers][-1] == LOGITS
+
+
+def test_integer_weights_are_named():
+    with pytest.raises(DreamkitError, match="torch.int64 weights"):
+        wrap(Integer())
+
+
+def test_inception_v3_strides_and_regnet_tiers_follow_the_stride():
+    inception = wrap(torchvision.models.inception_v3(weights=None, aux_logits=False,
+                                                     init_weights=False))
+    strides = {info.name: info.stride for info in inception.layers}
+    assert (strides["Mixed_5b"], strides["Mixed_6a"], strides["Mixed_7a"]) == (8, 16, 32)
+    regnet = wrap(torchvision.models.regnet_y_400mf())
+    mid = regnet.layers.resolve("mid")
+    assert mid.stride == 16 and regnet.layers.resolve("high").stride == 32
+    assert all(info.stride == 32 for info in regnet.layers if info.tier == "high"
+               and info.name != LOGITS)
+
+
+def test_a_factory_module_in_the_current_folder_is_found(workdir, capsys):
+    (workdir / "mymodel.py").write_text(
+        "from tests.factories import pitfalls\n\ndef build():\n    return pitfalls()\n")
+    from dreamkit.cli import main
+
+    assert main(["layers", "--model", "mymodel:build"]) == 0
+    assert "conv3" in capsys.readouterr().out
+    assert str(workdir) not in sys.path and os.getcwd() == str(workdir)
