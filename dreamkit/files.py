@@ -22,6 +22,7 @@ import secrets
 import signal
 import socket
 import stat
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -125,6 +126,33 @@ def check_not_input(output: str | os.PathLike[str], inputs: Iterable[object],
     for source in inputs:
         if source is not None and same_file(output, source):  # type: ignore[arg-type]
             raise FileError(f"{output}: is one of this command's inputs ({source}); {hint}")
+
+
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """Refuse, before any work, a place where `path` (a file or a folder to make) cannot be
+    written: its first existing parent is not a folder or takes no new file."""
+    path = Path(path)
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # missing folders are made on writing: probe their first parent
+    if not folder.is_dir():
+        raise FileError(f"{path}: cannot write there, {folder} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise FileError(f"{path}: cannot write there ({exc.strerror or exc})") from None
+    return path
+
+
+def check_folder(path: str | os.PathLike[str]) -> Path:
+    """An output folder, checked before any work: not a file, and writable (or makeable)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileError(f"{path}: is a file, not a folder; choose another output folder")
+    if path.is_dir():
+        return check_writable(path / "probe")
+    return check_writable(path)
 
 
 # --------------------------------------------------------------------------- writing

@@ -213,17 +213,74 @@ def _ran(value: object, settings: DreamSettings | RenderSettings) -> dict:
     return ran
 
 
-def work(recipe: Recipe, photo_size: tuple[int, int] | None = None) -> int:
-    """The pixel-steps making `recipe` costs: a vis batch's pixels times its steps, a dream's
-    pixels summed over its octaves times the steps (`photo_size`: the photo as dreamed)."""
+PASS_WORK = 4096  # pixel-steps one network pass costs whatever its size (launch, allocation)
+TILE_PASSES = 1.5  # a tile runs forward twice (the cores' activations, then the backward)
+COMPILE_WORK = 16_000_000  # one torch.compile of a step: 30 s to minutes on a CPU
+
+
+def _plan_peak(plan: str, batch: int, h: int, w: int) -> int:
+    """The pixels whose activations one step of `plan` holds at once (memory follows it)."""
+    kind, _, count = plan.partition(":")
+    if kind == "tile":
+        from dreamkit.tiling import HALO
+
+        tile = int(count)
+        return batch * min(h, tile + 2 * HALO) * min(w, tile + 2 * HALO)
+    return (min(batch, int(count)) if kind == "chunk" else batch) * h * w
+
+
+def _plan_work(plan: str, batch: int, h: int, w: int) -> float:
+    """The pixel-steps of one step of `batch` images of h x w computed by `plan`: tiles count
+    their margins of context and their passes, chunks their passes."""
+    kind, _, count = plan.partition(":")
+    if kind == "tile":
+        from dreamkit.tiling import HALO
+
+        tile = int(count)
+        tiles = -(-h // tile) * -(-w // tile)
+        region = min(h, tile + 2 * HALO) * min(w, tile + 2 * HALO)
+        return batch * tiles * (TILE_PASSES * region + 2 * PASS_WORK)
+    passes = -(-batch // int(count)) if kind == "chunk" else 1
+    return batch * h * w + passes * PASS_WORK
+
+
+def _steps_of(recipe: Recipe, photo_size: tuple[int, int] | None,
+              plans: list[str] | None) -> tuple[int, list[tuple[str, int, int, int]]]:
+    """(steps per size, [(plan, batch, h, w)] for each octave or the render)."""
     settings = recipe.settings
     if recipe.command == "vis":
-        return len(recipe.batch) * settings.size ** 2 * settings.steps  # type: ignore[union-attr]
-    h, w = photo_size or (recipe.input.crop,) * 2  # type: ignore[union-attr]
-    pixels = sum(max(1, round(h / settings.octave_scale**i)) *  # type: ignore[union-attr]
-                 max(1, round(w / settings.octave_scale**i))  # type: ignore[union-attr]
-                 for i in range(settings.octaves))  # type: ignore[union-attr]
-    return pixels * settings.steps
+        sizes, batch = [(settings.size, settings.size)], len(recipe.batch)  # type: ignore[union-attr]
+    else:
+        h, w = photo_size or (recipe.input.crop,) * 2  # type: ignore[union-attr]
+        scales = [settings.octave_scale**i for i in range(settings.octaves)]  # type: ignore[union-attr]
+        sizes = [(max(1, round(h / s)), max(1, round(w / s))) for s in scales][::-1]
+        batch = 1
+    tile = getattr(settings, "tile", None)
+    runs = [(plans[i] if plans and i < len(plans) else
+             f"tile:{tile}" if tile and max(h, w) > tile else "full", batch, h, w)
+            for i, (h, w) in enumerate(sizes)]
+    return settings.steps, runs
+
+
+def work(recipe: Recipe, photo_size: tuple[int, int] | None = None,
+         plans: list[str] | None = None, cuda: bool = False) -> int:
+    """What making `recipe` costs, in pixel-steps: each octave's (or the render's) pixels
+    times its steps as its gradient plan computes them (`plans`, as a record keeps them, else
+    what the `tile` setting asks for), plus every torch.compile the settings ask for on this
+    device (`cuda`). `photo_size` is the photo as dreamed."""
+    from dreamkit.compiled import AUTO_MIN_STEPS
+
+    steps, runs = _steps_of(recipe, photo_size, plans)
+    total = sum(steps * _plan_work(*run) for run in runs)
+    choice = recipe.settings.compile
+    compiled = choice == "on" or (choice == "auto" and cuda and steps >= AUTO_MIN_STEPS)
+    return int(total + (len(runs) * COMPILE_WORK if compiled else 0))
+
+
+def peak_pixels(recipe: Recipe, photo_size: tuple[int, int] | None = None,
+                plans: list[str] | None = None) -> int:
+    """The most pixels one step of making `recipe` holds activations for at once."""
+    return max(_plan_peak(*run) for run in _steps_of(recipe, photo_size, plans)[1])
 
 
 def read_record(path: str | Path) -> Record:
@@ -320,9 +377,10 @@ def picture_objective(pictures: tuple[tuple[Target, ...], ...], model: str):
 
 
 def make(recipe: Recipe, net, *, photo: str | Path | None = None,
-         plans: list[str] | None = None, progress: bool = False):
+         plans: list[str] | None = None, progress: bool = False, on_step=None):
     """The pixels (3, H, W) of `recipe` made with `net`, and what ran (device, precision,
-    plans). A vis recipe renders its whole batch and keeps its own picture."""
+    plans). A vis recipe renders its whole batch and keeps its own picture. `on_step(step,
+    images, values)` is called after every step (a deadline may raise from it)."""
     if recipe.command == "dream":
         from dreamkit.dream import dream
         from dreamkit.targets import objective_of
@@ -330,13 +388,13 @@ def make(recipe: Recipe, net, *, photo: str | Path | None = None,
         image = photo_pixels(recipe.input, photo)  # type: ignore[arg-type]
         ran: dict = {}
         out = dream(net, image, objective_of(recipe.target, recipe.model), recipe.settings,
-                    plans=plans, ran=ran, progress=progress)  # type: ignore[arg-type]
+                    plans=plans, ran=ran, progress=progress, on_step=on_step)  # type: ignore[arg-type]
         return out, ran
     from dreamkit.render import render
 
     result = render(net, picture_objective(recipe.batch, recipe.model), recipe.settings,  # type: ignore[arg-type]
                     batch=len(recipe.batch), plan=plans[0] if plans else None,
-                    progress=progress)
+                    progress=progress, on_step=on_step)
     return result.images[recipe.index], result.ran
 
 

@@ -65,7 +65,7 @@ def test_special_files_are_refused_before_reading(tmp_path: Path) -> None:
     for path in (fifo, Path("/dev/zero")):
         with pytest.raises(FileError, match="not a regular file"):
             file_sha256(path)
-    assert time.monotonic() - start < 1  # nothing waited for the FIFO's writer
+    assert time.monotonic() - start < 30  # nothing waited for the FIFO's writer (for ever)
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(FileError, match="empty"):
         regular_file(tmp_path / "empty.png")

@@ -70,7 +70,7 @@ def _check_output(folder: Path, old: bytes | None = None) -> str:
 
 
 def _finish(proc: subprocess.Popen) -> tuple[int, str]:
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=3600)  # a hang guard, not a time limit
     return proc.returncode, err
 
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from dreamkit.errors import DreamkitError
-from dreamkit.files import FileError, check_not_input
+from dreamkit.files import FileError, check_not_input, check_writable
 from dreamkit.models.catalog import DEFAULT_MODEL
 from dreamkit.settings import (
     DEFAULT_MAX_PIXELS,
@@ -177,13 +176,7 @@ def check_output(path: Path, *, inputs: Sequence[object] = (), force: bool | Non
             raise DreamkitError(f"{path}: cannot save with {shown}; use "
                                 f"{', '.join(extensions)}")
         check_not_input(path, inputs, bool(force), forceable=force is not None)
-        folder = path.absolute().parent
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent  # missing folders are made on save: probe their first parent
-        if not folder.is_dir():
-            raise DreamkitError(f"{path}: cannot write there, {folder} is not a folder")
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        check_writable(path)
     except FileError:
         raise
     except OSError as exc:

@@ -139,15 +139,15 @@ def run(args: argparse.Namespace) -> int:
         ranks_from_env,
         run_jobs,
     )
-    from dreamkit.files import check_not_input
+    from dreamkit.files import check_folder, check_not_input
     from dreamkit.gallery import parse_gallery, write_html, write_sheet
     from dreamkit.image_io import save_image
     from dreamkit.models.registry import load_model
     from dreamkit.records import Record, make, provenance
 
+    out = check_folder(args.output)
     config, base = config_from_args(args)
-    gallery = parse_gallery(config, base)
-    out = Path(args.output)
+    gallery = parse_gallery(config, base, allowed_model=args.model)
     inputs = [args.config, *{t.recipe.input.path for t in gallery.tiles if t.recipe.input}]
     for name in ("sheet.png", "index.html", *(t.name for t in gallery.tiles)):
         check_not_input(out / name, inputs, forceable=False)

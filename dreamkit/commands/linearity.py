@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from pathlib import Path
 
 from dreamkit.commands.common import (
     add_device_argument,
@@ -94,12 +93,12 @@ def _check(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     models = _check(args)
-    from dreamkit.files import check_not_input
+    from dreamkit.files import check_folder, check_not_input
     from dreamkit.image_io import image_files
     from dreamkit.linearity import Options, run_report, sample_photos, tables, write_table
     from dreamkit.models.registry import load_model
 
-    outdir = Path(args.output)
+    outdir = check_folder(args.output)
     files = image_files([args.images])
     for name in ("linearity.json", "linearity.csv", "linearity.png"):
         check_not_input(outdir / name, files, forceable=False)

@@ -99,10 +99,12 @@ def run(args: argparse.Namespace) -> int:
         ranks_from_env,
         run_jobs,
     )
+    from dreamkit.files import check_folder
     from dreamkit.microscope.jobs import make, merged
     from dreamkit.microscope.pages import write_pages
     from dreamkit.microscope.plan import Site
 
+    check_folder(args.output)  # before the model and the work
     start = time.monotonic()
     ranks = ranks_from_env()
     device = rank_device(resolve_device(args.device), ranks)

@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(model)
     add_threads_argument(parser, None, "default: the record's count (same pixels need it)")
     parser.add_argument("--budget", type=float, metavar="MILLIONS",
-                        help="the most work to do, in millions of pixel-steps (pixels x steps; "
+                        help="the most work to do, in millions of pixel-steps (pixels x steps, "
+                             "tiles with their margins, compiles counted as 16; "
                              f"default: {CPU_BUDGET:g} on a CPU, about 10 s on 2 cores, "
                              f"{GPU_BUDGET:g} on a GPU): a record asking for more is refused "
                              "before any work")
@@ -60,23 +61,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 CPU_BUDGET, GPU_BUDGET = 4.0, 1024.0  # millions of pixel-steps: about 10 s on a 2-core CPU
+SECONDS_PER_MILLION = 2.5  # the time a budget allows (4 million: 10 s), however busy the CPU
+PIXELS_PER_MILLION = 500_000  # pixels one step may hold per million of budget (4: ~2 GB)
 
 
-def _check_budget(args: argparse.Namespace, recipe, picture: Path, size=None) -> None:
-    """Refuse a record that asks for more work than the budget (a tampered record may ask
-    for 10,000 steps of a 4096-pixel batch)."""
-    from dreamkit.records import work
+def _budget(args: argparse.Namespace) -> float:
     from dreamkit.settings import Bounds, check
 
+    if args.budget is not None:
+        return check("--budget", args.budget, Bounds(float, above=0, high=1e9))
+    return GPU_BUDGET if resolve_device(args.device).type == "cuda" else CPU_BUDGET
+
+
+def _check_budget(args: argparse.Namespace, record, recipe, picture: Path, size=None) -> None:
+    """Refuse a record that asks for more work or memory than the budget (a tampered record
+    may ask for 10,000 steps of a 4096-pixel batch, 32-pixel tiles or a compile on a CPU)."""
+    from dreamkit.records import peak_pixels, work
+
+    budget = _budget(args)
     cuda = resolve_device(args.device).type == "cuda"
-    default = GPU_BUDGET if cuda else CPU_BUDGET
-    budget = default if args.budget is None else \
-        check("--budget", args.budget, Bounds(float, above=0, high=1e9))
-    needed = work(recipe, size) / 1e6
+    plans = record.ran.get("plans")
+    needed = work(recipe, size, plans, cuda) / 1e6
     if needed > budget:
         raise DreamkitError(f"{picture}: making it again takes {needed:,.1f} million pixel-steps "
                             f"of work, more than the budget of {budget:g} (--budget); pass "
                             f"--budget {needed:.0f} to go ahead")
+    peak = peak_pixels(recipe, size, plans)
+    if peak > budget * PIXELS_PER_MILLION:
+        wanted = peak / PIXELS_PER_MILLION
+        raise DreamkitError(f"{picture}: one step of it holds {peak:,} pixels at once, more "
+                            f"memory than the budget of {budget:g} allows; pass --budget "
+                            f"{wanted:.0f} to go ahead")
+
+
+def _deadline(args: argparse.Namespace):
+    """An `on_step` that stops the work once it runs past the time its budget allows."""
+    import time
+
+    seconds = _budget(args) * SECONDS_PER_MILLION
+    end = time.monotonic() + seconds
+
+    def check(step: int, images, values) -> None:
+        if time.monotonic() > end:
+            raise DreamkitError(f"stopped after {seconds:g} s, the time a budget of "
+                                f"{_budget(args):g} allows (this machine is slower or busier "
+                                "than the budget assumes); pass a larger --budget")
+
+    return check
 
 
 def _moved_files(record, args: argparse.Namespace) -> dict[str, str]:
@@ -95,15 +126,12 @@ def _moved_files(record, args: argparse.Namespace) -> dict[str, str]:
 
 
 def _check_model(record, args: argparse.Namespace) -> str:
-    from dreamkit.models.sources import kind_of
+    from dreamkit.models.sources import refuse_code
 
     model = record.recipe.model
     if args.model is not None and args.model != model:
         raise DreamkitError(f"--model {args.model} is not the picture's model {model}")
-    if kind_of(model) == "factory" and args.model != model:
-        raise DreamkitError(f"this picture was made with the user model {model}; making it "
-                            f"again imports and runs that code: pass --model {model} to allow "
-                            "it")
+    refuse_code(model, "this picture's record", args.model)
     if record.weights == "random":
         raise DreamkitError("this picture was made with random weights; it cannot be made again")
     return model
@@ -139,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     vis = recipe.command == "vis"
     _check_size(picture, (recipe.settings.size,) * 2 if vis else None)  # type: ignore[union-attr]
     if vis:
-        _check_budget(args, recipe, picture)
+        _check_budget(args, record, recipe, picture)
     photo = args.input or (recipe.input.path if recipe.input else None)
     if not vis and not Path(str(photo)).is_file():
         raise DreamkitError(f"{picture}: its photo {photo} is not there; pass --input PHOTO")
@@ -186,14 +214,15 @@ def _make_and_compare(args, record, recipe, picture: Path, photo) -> int:
 
         pixels = fit_side(photo_pixels(recipe.input, photo)[None], recipe.settings.size)
         _check_size(picture, tuple(pixels.shape[-2:]))
-        _check_budget(args, recipe, picture, tuple(pixels.shape[-2:]))
+        _check_budget(args, record, recipe, picture, tuple(pixels.shape[-2:]))
     out = _output(args, picture, photo)
     net = load_model(recipe.model, args.weights, device=resolve_device(args.device))
     if net.weights_sha256() != record.weights:
         raise DreamkitError(f"{recipe.model}: these weights are not the ones the picture was "
                             "made with (SHA-256 differs); pass --weights FILE")
     deterministic()
-    image, ran = make(recipe, net, photo=photo, plans=record.ran.get("plans"))
+    image, ran = make(recipe, net, photo=photo, plans=record.ran.get("plans"),
+                      on_step=_deadline(args))
     save_image(image, out, metadata=Record(recipe, record.weights, provenance(ran)).metadata())
     new = _as_stored(to_uint8(image), picture)
     with Image.open(picture) as im:

@@ -131,16 +131,20 @@ def _axis(config: Mapping[str, object], which: str, kind: str) -> Axis:
 
 
 class _Tables:
-    """Layer tables by model (built-in ones are data; others are built once)."""
+    """Layer tables by model (built-in ones are data; others are built once). A config may
+    name a user's `package.module:factory` only when the user named it too (`allowed`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, allowed: str | None) -> None:
         self.tables: dict[str, LayerTable] = {}
+        self.allowed = allowed
 
     def __call__(self, model: str) -> LayerTable:
         if model not in self.tables:
             from dreamkit.models.registry import layer_table
+            from dreamkit.models.sources import refuse_code
 
-            self.tables[model] = layer_table(check_text("model", model))
+            refuse_code(check_text("model", model), "the gallery config", self.allowed)
+            self.tables[model] = layer_table(model)
         return self.tables[model]
 
 
@@ -167,9 +171,12 @@ def _recipe(kind: str, values: Mapping[str, object], settings: dict[str, object]
     return Recipe("dream", model, (target,), DreamSettings.from_dict(settings, "settings"), photo)
 
 
-def parse_gallery(config: Mapping[str, object], base: Path = Path(".")) -> Gallery:
+def parse_gallery(config: Mapping[str, object], base: Path = Path("."),
+                  allowed_model: str | None = None) -> Gallery:
     """Validate a config dict and expand it into its tiles, rows first (image paths are
-    relative to `base`, the config's folder). Every problem is one DreamkitError line."""
+    relative to `base`, the config's folder). Every problem is one DreamkitError line. A
+    config never makes dreamkit import code: a `package.module:factory` model is refused
+    unless it is `allowed_model` (what the user passed as --model)."""
     config = only_keys("config", config, CONFIG_KEYS)
     kind = check("kind", config.get("kind", "dream"), Bounds(str, choices=tuple(KINDS)))
     rows, columns = _axis(config, "rows", kind), _axis(config, "columns", kind)  # type: ignore[arg-type]
@@ -188,7 +195,7 @@ def parse_gallery(config: Mapping[str, object], base: Path = Path(".")) -> Galle
     if kind == "render" and (fields["image"] is not None or "image" in (rows.name, columns.name)):
         raise DreamkitError("render tiles start from noise; they take no image")
     photos: dict[Path, Photo] = {}
-    tables = _Tables()
+    tables = _Tables(allowed_model)
     tiles = []
     for r, row_value in enumerate(rows.values):
         for c, column_value in enumerate(columns.values):

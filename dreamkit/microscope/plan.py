@@ -151,7 +151,11 @@ class Site:
         return all(path.is_file() for path in self.outputs(job))
 
     def check(self) -> None:
-        """Refuse a folder that holds something else (on every rank, before any work)."""
+        """Refuse a folder that holds something else, or a place where none can be made (on
+        every rank, before any work)."""
+        from dreamkit.files import check_folder
+
+        check_folder(self.root)
         manifest = self.root / MANIFEST
         if manifest.is_file():
             try:

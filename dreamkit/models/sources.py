@@ -37,6 +37,16 @@ def kind_of(spec: str) -> str:
     return "factory" if FACTORY.match(spec) else "name"
 
 
+def refuse_code(spec: str, where: str, allowed: str | None = None) -> str:
+    """`spec` as a file names it (a config, a record, a site's plan): a `package.module:factory`
+    would import and run code, so it is refused unless the user named the same spec on the
+    command line (`allowed`). Built-in, torchvision: and timm: specs pass."""
+    if kind_of(spec) == "factory" and spec != allowed:
+        raise DreamkitError(f"{where} names the user model {spec[:100]}; loading it imports and "
+                            f"runs that code: pass --model {spec[:100]} to allow it")
+    return spec
+
+
 def _load_state(module: nn.Module, weights: str | os.PathLike, spec: str) -> None:
     state = read_state(weights)
     try:
