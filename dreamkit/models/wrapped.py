@@ -26,6 +26,7 @@ from torch import nn
 from dreamkit.errors import DreamkitError
 from dreamkit.layers import LOGITS
 from dreamkit.models.base import Model
+from dreamkit.models.catalog import WRAPPED_DREAM
 from dreamkit.models.discover import Seen, grid_of, layer_table, probe
 from dreamkit.models.graph import OUTPUT, hooked, node_shapes, spliced, truncated
 from dreamkit.models.relu import make_switchable
@@ -91,6 +92,8 @@ def preprocessing(preprocess: Preprocess) -> nn.Module:
 
 class WrappedModel(Model):
     """A user's module (dreamkit's own copy) with its preprocessing and a discovered table."""
+
+    dream_defaults = dict(WRAPPED_DREAM)
 
     def __init__(self, module: nn.Module, preprocess: Preprocess = "imagenet",
                  name: str | None = None, input_size: int | None = None,
