@@ -150,9 +150,8 @@ def check_folder(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise FileError(f"{path}: is a file, not a folder; choose another output folder")
-    if path.is_dir():
-        return check_writable(path / "probe")
-    return check_writable(path)
+    check_writable(path / "probe" if path.is_dir() else path)
+    return path
 
 
 # --------------------------------------------------------------------------- writing

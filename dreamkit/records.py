@@ -34,7 +34,7 @@ from dreamkit.settings import (
     check_text,
 )
 from dreamkit.strict import only_keys, typed
-from dreamkit.targets import SHA256, Target
+from dreamkit.targets import SHA256, Target, kind_of
 from dreamkit.version import __version__
 
 KEY = "dreamkit"  # the PNG text key
@@ -311,7 +311,7 @@ def check_targets(recipe: Recipe, table) -> Recipe:
     def fix(terms: tuple[Target, ...]) -> tuple[Target, ...]:
         out = []
         for term in terms:
-            if term.kind in ("direction", "guide"):
+            if kind_of(term.kind).file_flag:  # its file is read when the picture is made
                 table.resolve(term.layer or table.default)
                 out.append(term)
             else:
@@ -363,8 +363,8 @@ def picture_objective(pictures: tuple[tuple[Target, ...], ...], model: str):
     from dreamkit.objectives import Objective, diversity, per_image
     from dreamkit.targets import batch_objective, objective_of
 
-    mains = [tuple(t for t in p if t.kind != "diversity") for p in pictures]
-    spread = {t for p in pictures for t in p if t.kind == "diversity"}
+    mains = [tuple(t for t in p if not kind_of(t.kind).spread) for p in pictures]
+    spread = {t for p in pictures for t in p if kind_of(t.kind).spread}
     if all(len(m) == 1 for m in mains):
         made = batch_objective([m[0] for m in mains], model)
     else:

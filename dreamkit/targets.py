@@ -11,8 +11,8 @@ microscope use it, so a mistake gets one message wherever it is made. Files a ta
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,14 +23,58 @@ from dreamkit.settings import MAX_PATH, check_text
 if TYPE_CHECKING:
     from dreamkit.objectives import Objective
 
-KINDS = ("layer", "channel", "neuron", "class", "direction", "guide", "diversity")
 _FIELDS = ("kind", "layer", "channel", "x", "y", "class", "file", "row", "sha256", "weight")
-_NEEDS = {  # what each kind must have (besides kind and weight)
-    "layer": ("layer",), "channel": ("layer", "channel"), "neuron": ("layer", "channel"),
-    "class": ("class",), "direction": ("layer", "file"), "guide": ("layer", "file"),
-    "diversity": ("layer",),
-}
 SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _on_layer(target: Target, table: LayerTable, model: str = "") -> Target:
+    """A target on a layer of the table (its default when none is named)."""
+    return replace(target, layer=table.resolve(target.layer or table.default).name)
+
+
+def _layer_text(target: Target) -> str:
+    return str(target.layer)
+
+
+def _unbatched(targets: Sequence[Target], model: str) -> Objective | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of target, as data: what a record of it must hold (`needs`), how it is
+    checked against a model (`resolve`), the objective it builds (`build`; `batched` builds
+    one for a batch of targets of this kind on one layer, or None), its short label and its
+    file-name part. `file_flag` is the reproduce flag that finds its moved file; a `spread`
+    kind (diversity) is a term of the batch, not of one picture."""
+
+    name: str
+    needs: tuple[str, ...]
+    build: Callable[[Target, str], Objective]
+    resolve: Callable[[Target, LayerTable, str], Target] = field(default=_on_layer)
+    label: Callable[[Target], str] = field(default=_layer_text)
+    stem: Callable[[Target], str] = field(default=_layer_text)
+    batched: Callable[[Sequence[Target], str], Objective | None] = field(default=_unbatched)
+    rows: bool = False  # its file holds rows (a direction file): records keep `row`
+    file_flag: str | None = None
+    spread: bool = False
+
+
+KINDS: dict[str, Kind] = {}  # the table of target kinds (`register_kind` adds one)
+
+
+def register_kind(kind: Kind) -> Kind:
+    """Add a kind of target to the table: it then works from the API, records, galleries and
+    `reproduce` like the built-in ones."""
+    KINDS[kind.name] = kind
+    return kind
+
+
+def kind_of(name: object, where: str = "target kind") -> Kind:
+    """The table entry of a kind name, or the one message naming the known kinds."""
+    if not isinstance(name, str) or name not in KINDS:
+        raise DreamkitError(f"{where} must be one of {', '.join(KINDS)}, not {name!r}")
+    return KINDS[name]
 
 
 @dataclass(frozen=True)
@@ -87,61 +131,13 @@ class Target:
     def resolve(self, table: LayerTable, model: str) -> Target:
         """The target checked against `model`'s table: canonical layer name, channel in range,
         files read and hashed (a direction file's model, layer and row checked)."""
-        if self.kind not in KINDS:
-            raise DreamkitError(f"target kind must be one of {', '.join(KINDS)}, not "
-                                f"{self.kind!r}")
-        if self.kind == "direction":
-            return self._resolve_direction(table, model)
-        if self.kind == "class":
-            count = table.resolve(table.logits).channels if table.logits else 1000
-            if not isinstance(self.class_index, int) or not 0 <= self.class_index < count:
-                raise DreamkitError(f"class {self.class_index} is out of range: {model} has "
-                                    f"{count} classes (0 to {count - 1})")
-            return self
-        info = table.resolve(self.layer or table.default)
-        target = replace(self, layer=info.name)
-        if self.kind in ("channel", "neuron"):
-            info.check_channel(self.channel)  # type: ignore[arg-type]
-        if self.kind == "guide":
-            from dreamkit.files import file_sha256
-
-            path = Path(check_text("guide", self.file or "", MAX_PATH)).resolve()
-            target = replace(target, file=str(path), sha256=file_sha256(path, "guide image"))
-        return target
-
-    def _resolve_direction(self, table: LayerTable, model: str) -> Target:
-        from dreamkit.directions import MAX_BYTES, load_directions
-        from dreamkit.files import file_sha256
-
-        path = Path(check_text("direction", self.file or "", MAX_PATH)).resolve()
-        saved = load_directions(path, model=model, layer=self.layer, table=table)
-        if not 0 <= self.row < len(saved.vectors):
-            raise DreamkitError(f"{path}: row {self.row} is out of range, the file holds "
-                                f"{len(saved.vectors)} direction(s) (0 to "
-                                f"{len(saved.vectors) - 1})")
-        return replace(self, layer=saved.layer, file=str(path),
-                       sha256=file_sha256(path, "direction file", MAX_BYTES))
+        return kind_of(self.kind).resolve(self, table, model)
 
     # ------------------------------------------------------------------ objectives
 
     def objective(self, model: str) -> Objective:
         """The `Objective` of this (resolved) target, weighted."""
-        import dreamkit.objectives as o
-
-        if self.kind == "layer":
-            made = o.layer_norm(self.layer)  # type: ignore[arg-type]
-        elif self.kind == "diversity":
-            made = o.diversity(self.layer)  # type: ignore[arg-type]
-        elif self.kind == "channel":
-            made = o.channel(self.layer, self.channel)  # type: ignore[arg-type]
-        elif self.kind == "neuron":
-            made = o.neuron(self.layer, self.channel, self.x, self.y)  # type: ignore[arg-type]
-        elif self.kind == "class":
-            made = o.class_logit(self.class_index)  # type: ignore[arg-type]
-        elif self.kind == "direction":
-            made = o.direction(self.layer, self.vector(model))  # type: ignore[arg-type]
-        else:
-            made = o.guide(self.layer, self._guide_image())  # type: ignore[arg-type]
+        made = kind_of(self.kind).build(self, model)
         return made if self.weight == 1 else self.weight * made
 
     def vector(self, model: str):
@@ -168,30 +164,12 @@ class Target:
 
     def label(self) -> str:
         """Short text for a contact sheet: `c97`, `n97`, `285 Egyptian cat`, `cat:2`..."""
-        sign = "-" if self.weight < 0 else ""
-        if self.kind in ("layer", "diversity"):
-            return f"{sign}{self.layer}{' diversity' if self.kind == 'diversity' else ''}"
-        if self.kind in ("channel", "neuron"):
-            return f"{sign}{self.kind[0]}{self.channel}"
-        if self.kind == "class":
-            from dreamkit.imagenet import class_names
-
-            return f"{sign}{self.class_index} {class_names()[self.class_index]}"
-        return f"{sign}{Path(self.file or '').stem}:{self.row}"
+        return ("-" if self.weight < 0 else "") + kind_of(self.kind).label(self)
 
     def stem(self) -> str:
         """A file-name part that differs whenever the target differs (layer, channel, kind,
         class, file and row, sign)."""
-        if self.kind in ("layer", "diversity"):
-            text = f"{self.layer}{'_diversity' if self.kind == 'diversity' else ''}"
-        elif self.kind in ("channel", "neuron"):
-            where = "" if self.x is None and self.y is None else f"_x{self.x}y{self.y}"
-            text = f"{self.layer}_{self.kind[0]}{self.channel}{where}"
-        elif self.kind == "class":
-            text = f"class{self.class_index}"
-        else:
-            text = f"{self.layer}_{self.kind}-{_slug(Path(self.file or '').stem)}"
-            text += f"-{self.row}" if self.kind == "direction" else ""
+        text = kind_of(self.kind).stem(self)
         if self.weight != 1:
             text += "_neg" if self.weight == -1 else f"_w{self.weight:g}"
         return text
@@ -203,7 +181,7 @@ class Target:
         values = {"layer": self.layer, "channel": self.channel, "x": self.x, "y": self.y,
                   "class": self.class_index, "file": self.file, "sha256": self.sha256}
         record.update({k: v for k, v in values.items() if v is not None})
-        if self.kind == "direction":
+        if kind_of(self.kind).rows:
             record["row"] = self.row
         if self.weight != 1:
             record["weight"] = self.weight
@@ -215,10 +193,8 @@ class Target:
         from dreamkit.strict import only_keys, typed
 
         table = only_keys(where, record, _FIELDS)
-        kind = typed(f"{where}.kind", table.get("kind"), str)
-        if kind not in KINDS:
-            raise DreamkitError(f"{where}.kind must be one of {', '.join(KINDS)}, not {kind!r}")
-        missing = [k for k in _NEEDS[kind] if k not in table]  # type: ignore[index]
+        kind = kind_of(typed(f"{where}.kind", table.get("kind"), str), f"{where}.kind").name
+        missing = [k for k in KINDS[kind].needs if k not in table]
         if missing:
             raise DreamkitError(f"{where}: a {kind} target needs {', '.join(missing)}")
         types = {"layer": str, "channel": int, "x": int, "y": int, "class": int, "file": str,
@@ -259,23 +235,10 @@ def batch_objective(targets: Sequence[Target], model: str) -> Objective:
     each picture's own objective on its own activations."""
     import dreamkit.objectives as o
 
-    kinds = {(t.kind, t.layer, t.weight, t.x, t.y) for t in targets}
-    if len(kinds) == 1:
-        kind, layer = targets[0].kind, targets[0].layer
-        weight = targets[0].weight
-        if kind in ("channel", "neuron") and targets[0].x is None and targets[0].y is None:
-            make = o.channel if kind == "channel" else o.neuron
-            made = make(layer, [t.channel for t in targets])  # type: ignore[arg-type,misc]
-        elif kind == "class":
-            made = o.class_logit([t.class_index for t in targets])  # type: ignore[misc]
-        elif kind == "direction":
-            import torch
-
-            made = o.direction(layer, torch.stack([t.vector(model) for t in targets]))  # type: ignore[arg-type]
-        else:
-            made = None
+    if len({(t.kind, t.layer, t.weight, t.x, t.y) for t in targets}) == 1:
+        made = kind_of(targets[0].kind).batched(targets, model)
         if made is not None:
-            return made if weight == 1 else weight * made
+            return made if targets[0].weight == 1 else targets[0].weight * made
     return o.per_image([t.objective(model) for t in targets])
 
 
@@ -308,3 +271,111 @@ def split_direction_arg(spec: str) -> tuple[str, int]:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:40] or "x"
+
+
+# --------------------------------------------------------------------------- the built-in kinds
+
+
+def _resolve_channel(target: Target, table: LayerTable, model: str) -> Target:
+    resolved = _on_layer(target, table)
+    table.resolve(resolved.layer).check_channel(target.channel)  # type: ignore[arg-type]
+    return resolved
+
+
+def _resolve_class(target: Target, table: LayerTable, model: str) -> Target:
+    count = table.resolve(table.logits).channels if table.logits else 1000
+    if not isinstance(target.class_index, int) or not 0 <= target.class_index < count:
+        raise DreamkitError(f"class {target.class_index} is out of range: {model} has "
+                            f"{count} classes (0 to {count - 1})")
+    return target
+
+
+def _resolve_guide(target: Target, table: LayerTable, model: str) -> Target:
+    from dreamkit.files import file_sha256
+
+    path = Path(check_text("guide", target.file or "", MAX_PATH)).resolve()
+    return replace(_on_layer(target, table), file=str(path),
+                   sha256=file_sha256(path, "guide image"))
+
+
+def _resolve_direction(target: Target, table: LayerTable, model: str) -> Target:
+    from dreamkit.directions import MAX_BYTES, load_directions
+    from dreamkit.files import file_sha256
+
+    path = Path(check_text("direction", target.file or "", MAX_PATH)).resolve()
+    saved = load_directions(path, model=model, layer=target.layer, table=table)
+    if not 0 <= target.row < len(saved.vectors):
+        raise DreamkitError(f"{path}: row {target.row} is out of range, the file holds "
+                            f"{len(saved.vectors)} direction(s) (0 to "
+                            f"{len(saved.vectors) - 1})")
+    return replace(target, layer=saved.layer, file=str(path),
+                   sha256=file_sha256(path, "direction file", MAX_BYTES))
+
+
+def _channel_stem(target: Target) -> str:
+    where = "" if target.x is None and target.y is None else f"_x{target.x}y{target.y}"
+    return f"{target.layer}_{target.kind[0]}{target.channel}{where}"
+
+
+def _file_stem(target: Target) -> str:
+    text = f"{target.layer}_{target.kind}-{_slug(Path(target.file or '').stem)}"
+    return text + (f"-{target.row}" if kind_of(target.kind).rows else "")
+
+
+def _class_label(target: Target) -> str:
+    from dreamkit.imagenet import class_names
+
+    return f"{target.class_index} {class_names()[target.class_index]}"  # type: ignore[index]
+
+
+def _channels_batched(neuron: bool) -> Callable[[Sequence[Target], str], Objective | None]:
+    def batched(targets: Sequence[Target], model: str) -> Objective | None:
+        import dreamkit.objectives as o
+
+        if targets[0].x is not None or targets[0].y is not None:
+            return None
+        make = o.neuron if neuron else o.channel
+        return make(targets[0].layer, [t.channel for t in targets])  # type: ignore[arg-type,misc]
+
+    return batched
+
+
+def _directions_batched(targets: Sequence[Target], model: str) -> Objective:
+    import torch
+
+    import dreamkit.objectives as o
+
+    return o.direction(targets[0].layer, torch.stack([t.vector(model) for t in targets]))  # type: ignore[arg-type]
+
+
+def _objectives():
+    import dreamkit.objectives as o
+
+    return o
+
+
+for _kind in (
+    Kind("layer", ("layer",), lambda t, m: _objectives().layer_norm(t.layer)),
+    Kind("channel", ("layer", "channel"),
+         lambda t, m: _objectives().channel(t.layer, t.channel), resolve=_resolve_channel,
+         label=lambda t: f"c{t.channel}", stem=_channel_stem, batched=_channels_batched(False)),
+    Kind("neuron", ("layer", "channel"),
+         lambda t, m: _objectives().neuron(t.layer, t.channel, t.x, t.y),
+         resolve=_resolve_channel, label=lambda t: f"n{t.channel}", stem=_channel_stem,
+         batched=_channels_batched(True)),
+    Kind("class", ("class",), lambda t, m: _objectives().class_logit(t.class_index),
+         resolve=_resolve_class, label=_class_label, stem=lambda t: f"class{t.class_index}",
+         batched=lambda ts, m: _objectives().class_logit([t.class_index for t in ts])),
+    Kind("direction", ("layer", "file"),
+         lambda t, m: _objectives().direction(t.layer, t.vector(m)),
+         resolve=_resolve_direction, label=lambda t: f"{Path(t.file or '').stem}:{t.row}",
+         stem=_file_stem, batched=_directions_batched, rows=True,
+         file_flag="--direction FILE"),
+    Kind("guide", ("layer", "file"), lambda t, m: _objectives().guide(t.layer, t._guide_image()),
+         resolve=_resolve_guide, label=lambda t: f"{Path(t.file or '').stem}:{t.row}",
+         stem=_file_stem, file_flag="--guide IMAGE"),
+    Kind("diversity", ("layer",), lambda t, m: _objectives().diversity(t.layer),
+         label=lambda t: f"{t.layer} diversity", stem=lambda t: f"{t.layer}_diversity",
+         spread=True),
+):
+    register_kind(_kind)

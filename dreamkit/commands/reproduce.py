@@ -150,13 +150,14 @@ def _check_size(picture: Path, expected: tuple[int, int] | None) -> tuple[int, i
 
 def run(args: argparse.Namespace) -> int:
     from dreamkit.records import read_record, relocate
+    from dreamkit.targets import kind_of
 
     picture = Path(args.picture)
     record = read_record(picture)
     recipe = relocate(record.recipe, _moved_files(record, args))
     for target in {t for terms in (recipe.target, *recipe.batch) for t in terms if t.file}:
         if not Path(target.file).is_file():
-            flag = "--guide IMAGE" if target.kind == "guide" else "--direction FILE"
+            flag = kind_of(target.kind).file_flag
             raise DreamkitError(f"{picture}: its {target.kind} file {target.file} is not there; "
                                 f"pass {flag} (found by its SHA-256)")
     model = _check_model(record, args)
