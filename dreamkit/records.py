@@ -213,76 +213,6 @@ def _ran(value: object, settings: DreamSettings | RenderSettings) -> dict:
     return ran
 
 
-PASS_WORK = 4096  # pixel-steps one network pass costs whatever its size (launch, allocation)
-TILE_PASSES = 1.5  # a tile runs forward twice (the cores' activations, then the backward)
-COMPILE_WORK = 16_000_000  # one torch.compile of a step: 30 s to minutes on a CPU
-
-
-def _plan_peak(plan: str, batch: int, h: int, w: int) -> int:
-    """The pixels whose activations one step of `plan` holds at once (memory follows it)."""
-    kind, _, count = plan.partition(":")
-    if kind == "tile":
-        from dreamkit.tiling import HALO
-
-        tile = int(count)
-        return batch * min(h, tile + 2 * HALO) * min(w, tile + 2 * HALO)
-    return (min(batch, int(count)) if kind == "chunk" else batch) * h * w
-
-
-def _plan_work(plan: str, batch: int, h: int, w: int) -> float:
-    """The pixel-steps of one step of `batch` images of h x w computed by `plan`: tiles count
-    their margins of context and their passes, chunks their passes."""
-    kind, _, count = plan.partition(":")
-    if kind == "tile":
-        from dreamkit.tiling import HALO
-
-        tile = int(count)
-        tiles = -(-h // tile) * -(-w // tile)
-        region = min(h, tile + 2 * HALO) * min(w, tile + 2 * HALO)
-        return batch * tiles * (TILE_PASSES * region + 2 * PASS_WORK)
-    passes = -(-batch // int(count)) if kind == "chunk" else 1
-    return batch * h * w + passes * PASS_WORK
-
-
-def _steps_of(recipe: Recipe, photo_size: tuple[int, int] | None,
-              plans: list[str] | None) -> tuple[int, list[tuple[str, int, int, int]]]:
-    """(steps per size, [(plan, batch, h, w)] for each octave or the render)."""
-    settings = recipe.settings
-    if recipe.command == "vis":
-        sizes, batch = [(settings.size, settings.size)], len(recipe.batch)  # type: ignore[union-attr]
-    else:
-        h, w = photo_size or (recipe.input.crop,) * 2  # type: ignore[union-attr]
-        scales = [settings.octave_scale**i for i in range(settings.octaves)]  # type: ignore[union-attr]
-        sizes = [(max(1, round(h / s)), max(1, round(w / s))) for s in scales][::-1]
-        batch = 1
-    tile = getattr(settings, "tile", None)
-    runs = [(plans[i] if plans and i < len(plans) else
-             f"tile:{tile}" if tile and max(h, w) > tile else "full", batch, h, w)
-            for i, (h, w) in enumerate(sizes)]
-    return settings.steps, runs
-
-
-def work(recipe: Recipe, photo_size: tuple[int, int] | None = None,
-         plans: list[str] | None = None, cuda: bool = False) -> int:
-    """What making `recipe` costs, in pixel-steps: each octave's (or the render's) pixels
-    times its steps as its gradient plan computes them (`plans`, as a record keeps them, else
-    what the `tile` setting asks for), plus every torch.compile the settings ask for on this
-    device (`cuda`). `photo_size` is the photo as dreamed."""
-    from dreamkit.compiled import AUTO_MIN_STEPS
-
-    steps, runs = _steps_of(recipe, photo_size, plans)
-    total = sum(steps * _plan_work(*run) for run in runs)
-    choice = recipe.settings.compile
-    compiled = choice == "on" or (choice == "auto" and cuda and steps >= AUTO_MIN_STEPS)
-    return int(total + (len(runs) * COMPILE_WORK if compiled else 0))
-
-
-def peak_pixels(recipe: Recipe, photo_size: tuple[int, int] | None = None,
-                plans: list[str] | None = None) -> int:
-    """The most pixels one step of making `recipe` holds activations for at once."""
-    return max(_plan_peak(*run) for run in _steps_of(recipe, photo_size, plans)[1])
-
-
 def read_record(path: str | Path) -> Record:
     """The checked record of a PNG written by dreamkit."""
     from dreamkit.image_io import read_metadata
@@ -324,29 +254,6 @@ def check_targets(recipe: Recipe, table) -> Recipe:
                    batch=tuple(fix(p) for p in recipe.batch))
 
 
-# --------------------------------------------------------------------------- making it again
-
-
-def photo_pixels(photo: Photo, path: str | Path | None = None):
-    """The photo of a dream recipe (3, H, W): checked against its SHA-256 (from `path` when it
-    has moved), cut to its square crop."""
-    from kornia.geometry.transform import resize
-
-    from dreamkit.files import file_sha256
-    from dreamkit.image_io import load_image
-
-    source = Path(path or photo.path)
-    if file_sha256(source, "photo") != photo.sha256:
-        raise DreamkitError(f"{source}: not the photo this picture was made from (SHA-256 "
-                            "differs)")
-    image = load_image(source)
-    if photo.crop is None:
-        return image
-    image = resize(image[None], photo.crop, side="short", antialias=True)[0].clamp(0, 1)
-    top, left = (image.shape[1] - photo.crop) // 2, (image.shape[2] - photo.crop) // 2
-    return image[:, top:top + photo.crop, left:left + photo.crop].contiguous()
-
-
 def relocate(recipe: Recipe, files: Mapping[str, str]) -> Recipe:
     """The recipe with the direction files and guide photos it names moved (old -> new)."""
     def move(terms: tuple[Target, ...]) -> tuple[Target, ...]:
@@ -354,48 +261,6 @@ def relocate(recipe: Recipe, files: Mapping[str, str]) -> Recipe:
 
     return replace(recipe, target=move(recipe.target),
                    batch=tuple(move(p) for p in recipe.batch))
-
-
-def picture_objective(pictures: tuple[tuple[Target, ...], ...], model: str):
-    """One objective for a batch: picture i maximizes the weighted sum `pictures[i]`. A
-    diversity term pushes apart the pictures whose other terms are the same (the variants of
-    one channel), within one batch however many channels it holds."""
-    from dreamkit.objectives import Objective, diversity, per_image
-    from dreamkit.targets import batch_objective, objective_of
-
-    mains = [tuple(t for t in p if not kind_of(t.kind).spread) for p in pictures]
-    spread = {t for p in pictures for t in p if kind_of(t.kind).spread}
-    if all(len(m) == 1 for m in mains):
-        made = batch_objective([m[0] for m in mains], model)
-    else:
-        made = per_image([objective_of(m, model) for m in mains])
-    if not spread:
-        return made
-    groups = [mains.index(m) for m in mains]
-    terms = [made] + [diversity(t.layer, groups) for t in spread]  # type: ignore[arg-type]
-    return Objective.sum(terms, [1.0] + [t.weight for t in spread])
-
-
-def make(recipe: Recipe, net, *, photo: str | Path | None = None,
-         plans: list[str] | None = None, progress: bool = False, on_step=None):
-    """The pixels (3, H, W) of `recipe` made with `net`, and what ran (device, precision,
-    plans). A vis recipe renders its whole batch and keeps its own picture. `on_step(step,
-    images, values)` is called after every step (a deadline may raise from it)."""
-    if recipe.command == "dream":
-        from dreamkit.dream import dream
-        from dreamkit.targets import objective_of
-
-        image = photo_pixels(recipe.input, photo)  # type: ignore[arg-type]
-        ran: dict = {}
-        out = dream(net, image, objective_of(recipe.target, recipe.model), recipe.settings,
-                    plans=plans, ran=ran, progress=progress, on_step=on_step)  # type: ignore[arg-type]
-        return out, ran
-    from dreamkit.render import render
-
-    result = render(net, picture_objective(recipe.batch, recipe.model), recipe.settings,  # type: ignore[arg-type]
-                    batch=len(recipe.batch), plan=plans[0] if plans else None,
-                    progress=progress, on_step=on_step)
-    return result.images[recipe.index], result.ran
 
 
 def provenance(ran: Mapping) -> dict:

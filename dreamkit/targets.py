@@ -242,6 +242,25 @@ def batch_objective(targets: Sequence[Target], model: str) -> Objective:
     return o.per_image([t.objective(model) for t in targets])
 
 
+def picture_objective(pictures: tuple[tuple[Target, ...], ...], model: str):
+    """One objective for a batch: picture i maximizes the weighted sum `pictures[i]`. A
+    diversity term pushes apart the pictures whose other terms are the same (the variants of
+    one channel), within one batch however many channels it holds."""
+    from dreamkit.objectives import Objective, diversity, per_image
+
+    mains = [tuple(t for t in p if not kind_of(t.kind).spread) for p in pictures]
+    spread = {t for p in pictures for t in p if kind_of(t.kind).spread}
+    if all(len(m) == 1 for m in mains):
+        made = batch_objective([m[0] for m in mains], model)
+    else:
+        made = per_image([objective_of(m, model) for m in mains])
+    if not spread:
+        return made
+    groups = [mains.index(m) for m in mains]
+    terms = [made] + [diversity(t.layer, groups) for t in spread]  # type: ignore[arg-type]
+    return Objective.sum(terms, [1.0] + [t.weight for t in spread])
+
+
 def parse_channel_list(text: str, layer: str, channels: int) -> list[int]:
     """`0-3,7` -> [0, 1, 2, 3, 7], each checked against the layer's channel count."""
     picked: list[int] = []

@@ -18,7 +18,8 @@ from PIL import Image
 
 from dreamkit.capture import capture
 from dreamkit.cli import main
-from dreamkit.microscope.examples import TopK, stream, view
+from dreamkit.microscope.examples import TopK, stream
+from dreamkit.photos import view
 from tests.helpers import PHOTOS, call, requires_photos, requires_weights
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -92,7 +92,8 @@ def test_work_past_the_time_its_budget_allows_is_stopped(picture, tmp_path, caps
 
 
 def test_the_budget_counts_tiles_compiles_and_chunks():
-    from dreamkit.records import Photo, Recipe, work
+    from dreamkit.records import Photo, Recipe
+    from dreamkit.remake import work
     from dreamkit.settings import DreamSettings
     from dreamkit.targets import Target
 

@@ -143,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     from dreamkit.gallery import parse_gallery, write_html, write_sheet
     from dreamkit.image_io import save_image
     from dreamkit.models.registry import load_model
-    from dreamkit.records import Record, make, provenance
+    from dreamkit.records import Record, provenance
+    from dreamkit.remake import make
 
     out = check_folder(args.output)
     config, base = config_from_args(args)

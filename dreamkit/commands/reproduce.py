@@ -76,7 +76,7 @@ def _budget(args: argparse.Namespace) -> float:
 def _check_budget(args: argparse.Namespace, record, recipe, picture: Path, size=None) -> None:
     """Refuse a record that asks for more work or memory than the budget (a tampered record
     may ask for 10,000 steps of a 4096-pixel batch, 32-pixel tiles or a compile on a CPU)."""
-    from dreamkit.records import peak_pixels, work
+    from dreamkit.remake import peak_pixels, work
 
     budget = _budget(args)
     cuda = resolve_device(args.device).type == "cuda"
@@ -208,7 +208,8 @@ def _make_and_compare(args, record, recipe, picture: Path, photo) -> int:
     from dreamkit.distributed import deterministic
     from dreamkit.image_io import save_image, to_uint8
     from dreamkit.models.registry import load_model
-    from dreamkit.records import Record, make, photo_pixels, provenance
+    from dreamkit.records import Record, provenance
+    from dreamkit.remake import make, photo_pixels
 
     if recipe.command == "dream":
         from dreamkit.dream import fit_side

@@ -113,8 +113,9 @@ def render_batch(args: argparse.Namespace, net, chunk: list[Target],
                  settings: RenderSettings, out: Path) -> list:
     """Render one batch of targets; save each picture with its record."""
     from dreamkit.image_io import save_image
-    from dreamkit.records import Recipe, Record, picture_objective, provenance
+    from dreamkit.records import Recipe, Record, provenance
     from dreamkit.render import render
+    from dreamkit.targets import picture_objective
 
     pictures = tuple((t,) for t in chunk)
     result = render(net, picture_objective(pictures, args.model), settings, batch=len(chunk),

@@ -83,7 +83,7 @@ def fit(net, model: str, paths: Sequence[Path], layer: str, features: int, k: in
 def _steering_photos(paths: Sequence[Path]) -> torch.Tensor:
     """A few of the readable held-out photos, as the network sees them."""
     from dreamkit.dictionary.collect import HELD_OUT_EVERY, SIDE
-    from dreamkit.microscope.examples import Photos
+    from dreamkit.photos import Photos
 
     held = Photos([p for i, p in enumerate(paths) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1],
                   side=SIDE)

@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader
 from dreamkit.capture import capture_resolved
 from dreamkit.directions import random_crops
 from dreamkit.errors import DreamkitError
-from dreamkit.microscope.examples import Photos, collate_photos
 from dreamkit.models.base import Model
+from dreamkit.photos import Photos, collate_photos
 
 SIDE = 224  # the network sees every view at this size
 CROPS = 2  # views per photo: the centred square and a zoomed-in random crop

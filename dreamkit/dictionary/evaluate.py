@@ -25,8 +25,8 @@ from collections.abc import Sequence
 import torch
 
 from dreamkit.dictionary.sae import Codec
-from dreamkit.linearity.probes import Prober
 from dreamkit.models.base import Model
+from dreamkit.probing import Prober
 
 TOP_EXAMPLES = 16  # top held-out vectors per feature for the shared-neuron measure
 TOP_VIEWS = 8  # top held-out views per feature / neuron for monosemanticity

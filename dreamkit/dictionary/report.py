@@ -9,7 +9,7 @@ import torch
 
 from dreamkit.dictionary.evaluate import TOP_EXAMPLES
 from dreamkit.files import write_json
-from dreamkit.linearity.plot import pyplot, save_figure
+from dreamkit.plots import pyplot, save_figure
 
 
 def table(report: dict) -> str:

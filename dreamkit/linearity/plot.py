@@ -8,27 +8,14 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from dreamkit.errors import DreamkitError
 from dreamkit.image_io import save_image
 from dreamkit.linearity.measure import Row
+from dreamkit.plots import figure_pixels, pyplot
 
 LINES = [("trained", "photos", "-", "o"), ("trained", "random", "--", "x"),
          ("kaiming", "photos", ":", "s"), ("shuffled", "photos", "-.", "^")]
-
-
-def pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise DreamkitError("the plot needs matplotlib: pip install 'dreamkit[plot]' (or pass "
-                            "--no-plot)") from None
-    return plt
 
 
 def _against_depth(ax, rows: Sequence[Row], title: str, **match) -> None:
@@ -89,18 +76,3 @@ def report_figure(rows: Sequence[Row], dpi: int = 80) -> torch.Tensor:
 def plot_report(rows: Sequence[Row], path: str | os.PathLike[str]) -> Path:
     """`report_figure` written to `path`."""
     return save_image(report_figure(rows), path)
-
-
-def figure_pixels(fig, dpi: int = 80) -> torch.Tensor:
-    """A matplotlib figure as a (3, H, W) image in [0, 1] (the figure is closed)."""
-    plt = pyplot()
-    fig.set_dpi(dpi)
-    fig.canvas.draw()
-    rgba = torch.from_numpy(np.asarray(fig.canvas.buffer_rgba()).copy())
-    plt.close(fig)
-    return rgba[..., :3].permute(2, 0, 1).float() / 255
-
-
-def save_figure(fig, path: str | os.PathLike[str], dpi: int = 80) -> Path:
-    """A matplotlib figure written like every dreamkit picture: through `save_image`."""
-    return save_image(figure_pixels(fig, dpi), path)

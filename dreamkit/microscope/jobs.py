@@ -14,9 +14,10 @@ from dreamkit.image_io import load_image, save_image
 from dreamkit.microscope import examples
 from dreamkit.microscope.plan import SHARD, Job, Site
 from dreamkit.models.base import Model
-from dreamkit.records import Recipe, Record, picture_objective, provenance
+from dreamkit.photos import SIDE, view
+from dreamkit.records import Recipe, Record, provenance
 from dreamkit.render import render
-from dreamkit.targets import Target
+from dreamkit.targets import Target, picture_objective
 
 QUALITY = 90  # JPEG quality of every picture (each keeps its record in a JPEG comment)
 THUMB = 64  # side of the grid thumbnails
@@ -104,7 +105,7 @@ def _crops(job: Job, site: Site, net: Model) -> None:
     top = merged(site)[0][job.layer]
     field = examples.receptive_field(net, job.layer)
     photos = sorted({int(p) for p in top.photos.flatten() if p >= 0})
-    views = {p: examples.view(load_image(plan.photos[p])) for p in photos}
+    views = {p: view(load_image(plan.photos[p])) for p in photos}
     maps = {}
     for start in range(0, len(photos), 16):
         chunk = photos[start:start + 16]
@@ -123,7 +124,7 @@ def _crops(job: Job, site: Site, net: Model) -> None:
             box = examples.crop_box(int(top.y[row, i]), int(top.x[row, i]), tuple(act.shape),
                                     field)
             t, left, h, w = box
-            heat = examples.heat(act, examples.SIDE, float(top.values[row, 0]))
+            heat = examples.heat(act, SIDE, float(top.values[row, 0]))
             pair = torch.cat([views[p][:, t:t + h, left:left + w],
                               examples.overlay(views[p], heat)[:, t:t + h, left:left + w]], 2)
             save_image(pair, site.example(job.layer, c, i), quality=85)
