@@ -164,7 +164,7 @@ def test_running_again_does_nothing_and_another_plan_is_refused(site, capsys):
     (["--images", "{empty}"], "no image files"),
     (["--layers", "inceptoin4c"], "did you mean"),
     (["--layers", ",,,"], "names no layer"),
-    (["--examples", "0"], "examples must be"),
+    (["--examples", "0"], "examples (--examples) must be"),
     (["--channels", "0-9999"], "out of range"),
     (["-o", "{full}"], "is not empty and holds no microscope site"),
 ])

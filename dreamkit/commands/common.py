@@ -29,19 +29,24 @@ def add_settings(group: argparse._ArgumentGroup, kind: type[Settings]) -> None:
     bounds and default. A flag not given stays None, so the model's own defaults (if any) or
     the field's apply (`settings_from`); values are checked when the settings are made."""
     for name, (default, bounds, help_text) in kind.spec().items():
-        flag = f"--{name.replace('_', '-')}"
+        flags = [f"--{name.replace('_', '-')}"] + ([f"-{name}"] if len(name) == 1 else [])
         if bounds.kind is bool:
             off = f"--no-{name.replace('_', '-')}"
-            group.add_argument(off if default else flag, dest=name, action="store_const",
+            group.add_argument(off if default else flags[0], dest=name, action="store_const",
                                const=not default, default=None,
                                help=f"{help_text} (default: {'on' if default else 'off'})")
             continue
         limits = "" if bounds.choices else f"; {bounds.describe()}"
-        metavar = "{" + ",".join(bounds.choices) + "}" if bounds.choices else \
-            "PX" if name in ("size", "tile") else "N" if bounds.kind is int else "X"
-        group.add_argument(flag, dest=name, type=None if bounds.choices else _number,
-                           default=None, metavar=metavar,
-                           help=f"{help_text} (default: {kind.shown_default(name)}{limits})")
+        metavar = kind.metavar(name) or ("{" + ",".join(bounds.choices) + "}" if bounds.choices
+                                         else "PX" if name in ("size", "tile")
+                                         else "N" if bounds.kind is int else "X")
+        value_type = None if bounds.choices else str if bounds.kind is str else _number
+        shown = kind.shown_default(name)
+        if bounds.kind is tuple:
+            shown = " ".join(f"{v:g}" for v in default)
+        group.add_argument(*flags, dest=name, type=value_type, default=None, metavar=metavar,
+                           nargs="+" if bounds.kind is tuple else None,
+                           help=f"{help_text} (default: {shown}{limits})")
 
 
 def _number(text: str) -> int | float | str:
