@@ -177,8 +177,8 @@ REFUSED = {  # argv (run in the inputs' folder) -> words of the one-line message
     ("direction", "pca", "--layer", "inception4c", "--images", "/dev/zero", "-o",
      "d.safetensors"): ("not a regular file",),
     # linearity
-    ("linearity", "--images", "photos", "-o", "lin", "-k", "nan"): ("k must be",),
-    ("linearity", "--images", "photos", "-o", "lin", "-k", "1e9"): ("k must be",),
+    ("linearity", "--images", "photos", "-o", "lin", "-k", "nan"): ("k (--k) must be",),
+    ("linearity", "--images", "photos", "-o", "lin", "-k", "1e9"): ("k (--k) must be",),
     ("linearity", "--images", "empty", "-o", "lin"): ("no image files",),
     ("linearity", "--images", "photos", "-o", "lin", "--crops", "0"): ("crops",),
     ("linearity", "--images", "photos", "-o", "lin", "--render-size", "100000"): ("--size",),
