@@ -281,5 +281,5 @@ def test_a_dictionary_needs_two_features(size, workdir, capsys):
     rc, err = call(capsys, ["dictionary", "fit", "--layer", "inception3a", "--images", "photos",
                             "--k", "1", *size, "-o", "d.safetensors"])
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
-    assert "features must be an integer from 2" in err or "expansion must be a number from " \
-        "0.0078125" in err, err
+    assert "features (--features) must be an integer from 2" in err or \
+        "expansion (--expansion) must be a number from 0.0078125" in err, err

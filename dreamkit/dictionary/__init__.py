@@ -8,8 +8,11 @@ collect.py streams activation vectors into fixed-size samples, sae.py trains the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import contextlib
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,21 +22,89 @@ from dreamkit.dictionary.evaluate import evaluate, steering, steering_directions
 from dreamkit.dictionary.report import table, write_report
 from dreamkit.dictionary.sae import Codec, train
 from dreamkit.directions import Directions
+from dreamkit.errors import DreamkitError
+from dreamkit.settings import DictionarySettings
 
 STEERING_PHOTOS = 8
 STEERING_DIRECTIONS = 4
 TOP_FEATURES = 16  # the report lists the features most often active on held-out vectors
 
-__all__ = ["Codec", "Fit", "codec_of", "collect", "fit", "table", "write_report"]
+__all__ = ["Codec", "Fit", "codec_of", "collect", "fit", "fit_dictionary", "table",
+           "write_report"]
 
 
 @dataclass
 class Fit:
+    """A fitted dictionary: the direction file's contents, the codec, the report and its
+    distributions, the sample; `written` are the files `fit_dictionary` wrote."""
+
     directions: Directions
     codec: Codec
     report: dict
     distributions: dict[str, torch.Tensor]
     samples: Samples
+    written: list[Path] = field(default_factory=list)
+
+
+def fit_dictionary(net, model: str, images: str | os.PathLike[str], layer: str,
+                   output: str | os.PathLike[str], settings: DictionarySettings | None = None,
+                   *, plot: bool = True, progress: bool = False) -> Fit:
+    """Fit a dictionary of `settings.features` (or `expansion` x the layer's channels)
+    features, `k` active per vector, to `layer` of `net` (named `model` in the file) over the
+    photos in `images`; write it to `output` (.safetensors) with its report beside it
+    (.json, and with `plot` .png). Every input and output is checked before the work."""
+    from dreamkit.files import check_not_input, check_writable
+    from dreamkit.image_io import list_images
+    from dreamkit.settings import MAX_FEATURES, Bounds, check
+
+    settings = settings or DictionarySettings()
+    output = Path(output)
+    paths = list_images(images)
+    for suffix in (".safetensors", ".json", *((".png",) if plot else ())):
+        target = output.with_suffix(suffix)  # the report goes beside the file
+        if suffix == ".safetensors" and output.suffix.lower() != suffix:
+            raise DreamkitError(f"{output}: a dictionary is saved as .safetensors")
+        check_not_input(target, paths, forceable=False)
+        check_writable(target)
+    info = net.layers.resolve(layer)
+    if info.stride is None:
+        raise DreamkitError(f"{info.name} has no spatial positions; fit a dictionary to a "
+                            "convolutional layer")
+    features = settings.features
+    if features is None:
+        check("expansion (--expansion)", settings.expansion,
+              Bounds(float, low=2 / info.channels, high=MAX_FEATURES / info.channels))
+        features = max(2, round(settings.expansion * info.channels))
+    check("k (--k)", settings.k, Bounds(int, low=1, high=min(features, info.channels)))
+    start = time.monotonic()
+    with _bars(progress) as bar:
+        result = fit(net, model, paths, info.name, features, settings.k, seed=settings.seed,
+                     epochs=settings.epochs, progress=bar)
+    result.directions.save(output)
+    result.report["seconds"] = round(time.monotonic() - start, 1)
+    result.written = [output, *write_report(result.report, result.distributions, output,
+                                            plot=plot)]
+    return result
+
+
+@contextlib.contextmanager
+def _bars(visible: bool) -> Iterator:
+    """A `progress(unit, total)` that opens a tqdm bar (shown when `visible`), all closed
+    afterwards."""
+    from dreamkit.progress import tqdm
+
+    bars = []
+
+    def progress(unit: str, total: int):
+        bar = tqdm(total=total, unit=unit, disable=not visible, leave=False)
+        bars.append(bar)
+        return bar.update
+
+    try:
+        yield progress
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 def codec_of(directions: Directions) -> Codec:
