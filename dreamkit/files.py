@@ -145,6 +145,18 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def free_name(path: Path) -> Path:
+    """A default output name that replaces nothing: `path`, else `stem_2.png`, `stem_3.png`...
+    (`written` says which was used)."""
+    if not path.exists():
+        return path
+    for n in range(2, 10_000):
+        other = path.with_name(f"{path.stem}_{n}{path.suffix}")
+        if not other.exists():
+            return other
+    raise FileError(f"{path}: every default name up to _9999 is taken; pass -o")
+
+
 def check_folder(path: str | os.PathLike[str]) -> Path:
     """An output folder, checked before any work: not a file, and writable (or makeable)."""
     path = Path(path)

@@ -83,7 +83,7 @@ def test_a_tampered_record_is_refused_before_any_work(picture, tmp_path, capsys,
 @requires_weights
 def test_work_past_the_time_its_budget_allows_is_stopped(picture, tmp_path, capsys,
                                                          monkeypatch):
-    from dreamkit.commands import reproduce
+    from dreamkit import reproduction as reproduce
 
     monkeypatch.setattr(reproduce, "SECONDS_PER_MILLION", 1e-9)
     made, _ = picture

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dreamkit.errors import DreamkitError
-from dreamkit.files import FileError, check_not_input, check_writable
+from dreamkit.files import FileError, check_not_input, check_writable, free_name  # noqa: F401
 from dreamkit.models.catalog import DEFAULT_MODEL
 from dreamkit.settings import (
     DEFAULT_MAX_PIXELS,
@@ -187,18 +187,6 @@ def check_output(path: Path, *, inputs: Sequence[object] = (), force: bool | Non
     except OSError as exc:
         raise DreamkitError(f"{path}: cannot write there ({exc.strerror or exc})") from None
     return path
-
-
-def free_name(path: Path) -> Path:
-    """A default output name that replaces nothing: `path`, else `stem_2.png`, `stem_3.png`...
-    (`written` says which was used)."""
-    if not path.exists():
-        return path
-    for n in range(2, 10_000):
-        other = path.with_name(f"{path.stem}_{n}{path.suffix}")
-        if not other.exists():
-            return other
-    raise DreamkitError(f"{path}: every default name up to _9999 is taken; pass -o")
 
 
 def written(out: Path, wanted: Path | None, quiet: bool, detail: str = "") -> None:

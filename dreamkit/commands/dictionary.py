@@ -49,12 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dreamkit.files import check_not_input
+    from dreamkit.dictionary import check_outputs
 
     settings = settings_from(args, DictionarySettings)
-    for suffix in (".safetensors", ".json", ".png"):  # never over the weights file it loads
-        for weights in model_files(args):
-            check_not_input(Path(args.output).with_suffix(suffix), [weights], forceable=False)
+    check_outputs(Path(args.output), args.images, not args.no_plot, model_files(args))
     table, net = table_and_model(args)
     table.resolve(args.layer)  # a typo is named before the model loads
     from dreamkit.commands.common import open_model, set_threads

@@ -53,19 +53,11 @@ def fit_dictionary(net, model: str, images: str | os.PathLike[str], layer: str,
     features, `k` active per vector, to `layer` of `net` (named `model` in the file) over the
     photos in `images`; write it to `output` (.safetensors) with its report beside it
     (.json, and with `plot` .png). Every input and output is checked before the work."""
-    from dreamkit.files import check_not_input, check_writable
-    from dreamkit.image_io import list_images
     from dreamkit.settings import MAX_FEATURES, Bounds, check
 
     settings = settings or DictionarySettings()
     output = Path(output)
-    paths = list_images(images)
-    for suffix in (".safetensors", ".json", *((".png",) if plot else ())):
-        target = output.with_suffix(suffix)  # the report goes beside the file
-        if suffix == ".safetensors" and output.suffix.lower() != suffix:
-            raise DreamkitError(f"{output}: a dictionary is saved as .safetensors")
-        check_not_input(target, paths, forceable=False)
-        check_writable(target)
+    paths = check_outputs(output, images, plot)
     info = net.layers.resolve(layer)
     if info.stride is None:
         raise DreamkitError(f"{info.name} has no spatial positions; fit a dictionary to a "
@@ -85,6 +77,24 @@ def fit_dictionary(net, model: str, images: str | os.PathLike[str], layer: str,
     result.written = [output, *write_report(result.report, result.distributions, output,
                                             plot=plot)]
     return result
+
+
+def check_outputs(output: Path, images: str | os.PathLike[str], plot: bool,
+                  inputs: Sequence[Path] = ()) -> list[Path]:
+    """The photos of `images`, after checking that the dictionary `output` (.safetensors) and
+    its report beside it (.json, with `plot` .png) can be written and replace none of them
+    nor of `inputs` (a weights file)."""
+    from dreamkit.files import check_not_input, check_writable
+    from dreamkit.image_io import list_images
+
+    if output.suffix.lower() != ".safetensors":
+        raise DreamkitError(f"{output}: a dictionary is saved as .safetensors")
+    paths = list_images(images)
+    for suffix in (".safetensors", ".json", *((".png",) if plot else ())):
+        target = output.with_suffix(suffix)  # the report goes beside the file
+        check_not_input(target, [*paths, *inputs], forceable=False)
+        check_writable(target)
+    return paths
 
 
 @contextlib.contextmanager
