@@ -26,6 +26,8 @@ _API = {
     "microscope": "dreamkit.microscope",
     "linearity": "dreamkit.linearity",
     "fit_dictionary": "dreamkit.dictionary",
+    "visualize": "dreamkit.visualize",
+    "DirectionSettings": "dreamkit.settings",
     "VideoSettings": "dreamkit.settings",
     "CATALOG": "dreamkit.models.catalog",
     "Model": "dreamkit.models.base",

@@ -24,11 +24,15 @@ from dreamkit.settings import (
 )
 
 
-def add_settings(group: argparse._ArgumentGroup, kind: type[Settings]) -> None:
-    """One flag per field of `kind` (`--octave-scale`, `--no-decorrelate`), with its help,
-    bounds and default. A flag not given stays None, so the model's own defaults (if any) or
-    the field's apply (`settings_from`); values are checked when the settings are made."""
+def add_settings(group: argparse._ArgumentGroup, kind: type[Settings],
+                 only: Sequence[str] | None = None) -> None:
+    """One flag per field of `kind` (`--octave-scale`, `--no-decorrelate`; `only` these), with
+    its help, bounds and default. A flag not given stays None, so the model's own defaults (if
+    any) or the field's apply (`settings_from`); values are checked when the settings are
+    made."""
     for name, (default, bounds, help_text) in kind.spec().items():
+        if only is not None and name not in only:
+            continue
         flags = [f"--{name.replace('_', '-')}"] + ([f"-{name}"] if len(name) == 1 else [])
         if bounds.kind is bool:
             off = f"--no-{name.replace('_', '-')}"

@@ -21,43 +21,22 @@ from pathlib import Path
 
 from dreamkit.commands.common import (
     add_model_arguments,
+    add_settings,
     check_output,
     model_files,
     open_model,
+    settings_from,
     table_and_model,
 )
-from dreamkit.settings import (
-    MAX_CROP_SIDE,
-    MAX_CROPS,
-    MAX_DIRECTIONS,
-    MAX_FOLDS,
-    MAX_SEED,
-    MIN_SIDE,
-    Bounds,
-    check,
-)
+from dreamkit.settings import DirectionSettings
 
 
-def add_crop_arguments(parser: argparse.ArgumentParser, crops: int, size: int) -> None:
-    parser.add_argument("--crops", type=int, default=crops, metavar="N",
-                        help=f"random crops (with flips) per image, 1 to {MAX_CROPS} (default: "
-                             "%(default)s)")
-    parser.add_argument("--crop-size", type=int, default=size, metavar="PX",
-                        help=f"side of each crop in pixels, {MIN_SIDE} to {MAX_CROP_SIDE} "
-                             "(default: %(default)s)")
-
-
-def check_crops(args: argparse.Namespace) -> None:
-    check("crops", args.crops, Bounds(int, low=1, high=MAX_CROPS))
-    check("crop_size", args.crop_size, Bounds(int, low=MIN_SIDE, high=MAX_CROP_SIDE))
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, only: tuple[str, ...]) -> None:
     parser.add_argument("--layer", "-l", required=True, help="layer name or tier low|mid|high")
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
                         help="direction file to write (.safetensors)")
-    add_crop_arguments(parser, 32, 160)
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    add_settings(parser.add_argument_group("sampling"), DirectionSettings,
+                 ("crops", "crop_size", "seed", *only))
     add_model_arguments(parser)
 
 
@@ -72,17 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--method", choices=["mean", "probe"], default="mean",
                      help="mean = difference of mean pooled activations; probe = logistic "
                           "regression weights (default: %(default)s)")
-    fit.add_argument("--folds", type=int, default=5,
-                     help=f"k of the k-fold held-out accuracy, 2 to {MAX_FOLDS} (default: "
-                          "%(default)s)")
-    _common(fit)
+    _common(fit, ("folds",))
     pca = sub.add_parser("pca", help="principal directions of a layer's activations",
                          description="Principal directions of a layer over images and positions.")
     pca.add_argument("--images", nargs="+", required=True, metavar="PATH",
                      help="folders and/or image files")
-    pca.add_argument("-k", type=int, default=8,
-                     help=f"number of directions, 1 to {MAX_DIRECTIONS} (default: %(default)s)")
-    _common(pca)
+    _common(pca, ("k",))
 
 
 def load_all(paths: list[str]):
@@ -93,12 +67,7 @@ def load_all(paths: list[str]):
 
 
 def run(args: argparse.Namespace) -> int:
-    check_crops(args)
-    check("seed", args.seed, Bounds(int, low=0, high=MAX_SEED))
-    if args.action == "fit":
-        check("folds", args.folds, Bounds(int, low=2, high=MAX_FOLDS))
-    else:
-        check("k", args.k, Bounds(int, low=1, high=MAX_DIRECTIONS))
+    settings = settings_from(args, DirectionSettings)
     inputs = [*getattr(args, "positive", []), *getattr(args, "negative", []),
               *getattr(args, "images", [])]
     check_output(Path(args.output), inputs=[*inputs, *model_files(args)],
@@ -112,22 +81,22 @@ def run(args: argparse.Namespace) -> int:
     from dreamkit.directions import crop_activations, fit_direction, principal_directions
 
     def crops(images: list, seed: int, positions: bool = False):
-        return crop_activations(model, images, args.crops, args.crop_size, layer, seed,
+        return crop_activations(model, images, settings.crops, settings.crop_size, layer, seed,
                                 positions=positions)
 
     if args.action == "fit":
-        pos, pos_groups = crops(loaded["positive"], args.seed)
-        neg, neg_groups = crops(loaded["negative"], args.seed + 1)
+        pos, pos_groups = crops(loaded["positive"], settings.seed)
+        neg, neg_groups = crops(loaded["negative"], settings.seed + 1)
         result = fit_direction(pos, neg, layer, args.model, args.method,
-                               folds=args.folds, pos_groups=pos_groups, neg_groups=neg_groups,
-                               seed=args.seed)
+                               folds=settings.folds, pos_groups=pos_groups,
+                               neg_groups=neg_groups, seed=settings.seed)
         unit = "images" if result.stats["folds_over_images"] else "crops"
         summary = (f"held-out accuracy {result.stats['accuracy']:.3f} "
                    f"({int(result.stats['folds'])}-fold over {unit}; {len(pos)} positive vs "
                    f"{len(neg)} negative crops)")
     else:
-        acts, _ = crops(loaded["images"], args.seed, positions=True)
-        result = principal_directions(acts, args.k, layer, args.model)
+        acts, _ = crops(loaded["images"], settings.seed, positions=True)
+        result = principal_directions(acts, settings.k, layer, args.model)
         ratios = ", ".join(f"{r:.3f}" for r in result.stats["explained_variance_ratio"])
         summary = f"explained variance ratio: {ratios}"
     result.save(args.output)

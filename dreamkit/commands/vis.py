@@ -18,12 +18,10 @@ examples:
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from dreamkit.commands.common import (
     add_model_arguments,
     add_settings,
-    check_output,
     model_files,
     open_model,
     settings_from,
@@ -31,7 +29,7 @@ from dreamkit.commands.common import (
     table_and_model,
 )
 from dreamkit.errors import DreamkitError
-from dreamkit.settings import MAX_SEED, MAX_TARGETS, PIXEL_BUDGET, RenderSettings
+from dreamkit.settings import PIXEL_BUDGET, RenderSettings
 from dreamkit.targets import Target, parse_channel_list
 
 
@@ -73,58 +71,20 @@ def plan(args: argparse.Namespace, table) -> list[Target]:
             raise DreamkitError("--layer and --neuron go with --channels")
         targets = [Target.of_class(c) for c in args.classes] if args.classes else \
             [Target.of_direction(spec) for spec in args.directions]
-    if len(targets) > MAX_TARGETS:
-        raise DreamkitError(f"{len(targets)} targets; one run renders at most {MAX_TARGETS}")
     return [t.resolve(table, args.model) for t in targets]
 
 
 def run(args: argparse.Namespace) -> int:
+    from dreamkit.visualize import check_outputs, visualize
+
     settings = settings_from(args, RenderSettings)
-    if not 1 <= args.batch <= MAX_TARGETS:
-        raise DreamkitError(f"batch must be an integer from 1 to {MAX_TARGETS}, not "
-                            f"{args.batch}")
     table, net = table_and_model(args)
     targets = plan(args, table)
-    if settings.seed + len(targets) - 1 > MAX_SEED:
-        raise DreamkitError(f"seed {settings.seed} leaves no room for {len(targets)} targets")
-    out = Path(args.output)
-    grid = Path(args.grid) if args.grid else out / "grid.png"
-    inputs = [*(t.file for t in targets), *model_files(args)]
-    for target in targets:
-        check_output(out / f"{target.stem()}.png", inputs=inputs)
-    check_output(grid, inputs=inputs)
-    net = net or open_model(args)
-    batch = max(1, min(args.batch, PIXEL_BUDGET // settings.size**2))
-    images = []
-    for start in range(0, len(targets), batch):
-        images += render_batch(args, net, targets[start:start + batch],
-                               settings.replace(seed=settings.seed + start), out)
-    from dreamkit.image_io import save_image
-    from dreamkit.sheets import contact_sheet, to_tensor
-
-    sheet = contact_sheet(images, captions=[t.label() for t in targets])
-    save_image(to_tensor(sheet), grid)
+    check_outputs(targets, args.output, args.grid, model_files(args))  # before the model
+    grid = visualize(net or open_model(args), args.model, targets, args.output, settings,
+                     batch=args.batch, grid=args.grid, inputs=model_files(args),
+                     progress=show_progress(args),
+                     saved=None if args.quiet else print)
     if not args.quiet:
         print(grid)
     return 0
-
-
-def render_batch(args: argparse.Namespace, net, chunk: list[Target],
-                 settings: RenderSettings, out: Path) -> list:
-    """Render one batch of targets; save each picture with its record."""
-    from dreamkit.image_io import save_image
-    from dreamkit.records import Recipe, Record, provenance
-    from dreamkit.render import render
-    from dreamkit.targets import picture_objective
-
-    pictures = tuple((t,) for t in chunk)
-    result = render(net, picture_objective(pictures, args.model), settings, batch=len(chunk),
-                    progress=show_progress(args))
-    ran = provenance(result.ran)
-    for i, (target, image) in enumerate(zip(chunk, result.images, strict=True)):
-        recipe = Recipe("vis", args.model, (target,), settings, batch=pictures, index=i)
-        record = Record(recipe, net.weights_sha256(), ran)
-        path = save_image(image, out / f"{target.stem()}.png", metadata=record.metadata())
-        if not args.quiet:
-            print(path)
-    return list(result.images)

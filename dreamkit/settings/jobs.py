@@ -10,7 +10,11 @@ from typing import ClassVar
 
 from dreamkit.errors import DreamkitError
 from dreamkit.settings.fields import (
+    MAX_CROP_SIDE,
+    MAX_CROPS,
+    MAX_DIRECTIONS,
     MAX_FEATURES,
+    MAX_FOLDS,
     MAX_K,
     MAX_SIDE,
     MAX_STEPS,
@@ -34,6 +38,20 @@ class ReproduceSettings(Settings):
         "any work, and work past 2.5 s per million is stopped", kind=float, above=0, high=1e9,
         optional=True, metavar="MILLIONS", unset="4 on a CPU, about 10 s on 2 cores; 1024 on "
         "a GPU")
+
+
+@dataclass(frozen=True)
+class DirectionSettings(Settings):
+    """How `direction fit` and `direction pca` sample a layer: random crops (with flips) per
+    image, their side, the seed; the folds of fit's held-out accuracy, pca's direction count."""
+
+    kind: ClassVar[str] = "direction"
+    crops: int = setting(32, "random crops (with flips) per image", low=1, high=MAX_CROPS)
+    crop_size: int = setting(160, "side of each crop in pixels", low=MIN_SIDE,
+                             high=MAX_CROP_SIDE, metavar="PX")
+    seed: int = _seed("random seed")
+    folds: int = setting(5, "k of the k-fold held-out accuracy (fit)", low=2, high=MAX_FOLDS)
+    k: int = setting(8, "number of directions (pca)", low=1, high=MAX_DIRECTIONS)
 
 
 MICROSCOPE_CPU_RENDER = {"size": 112, "steps": 128}  # the vis recipe at a size a CPU finishes
