@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 
 from dreamkit.allocator import keep_freed_memory
@@ -40,7 +41,10 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     args.debug = getattr(args, "debug", False)
     keep_freed_memory()
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            if not args.debug:  # the library's warnings as one line each
+                warnings.showwarning = _one_line(parser.prog)
+            return args.run(args)
     except DreamkitError as exc:
         if args.debug:
             traceback.print_exc()
@@ -60,6 +64,13 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
         return 2
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         return _internal_error(parser, args, exc)
+
+
+def _one_line(prog: str):
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"{prog}: warning: {message}", file=sys.stderr)
+
+    return show
 
 
 OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "out of memory")

@@ -10,6 +10,7 @@ smaller than that is refused with the size it needs.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -19,18 +20,20 @@ from dreamkit.compiled import compile_mode
 from dreamkit.display import Picture, show
 from dreamkit.errors import DivergedError, DreamkitError
 from dreamkit.layers import LOGITS
+from dreamkit.loop import check_finite, settings_with, what_ran
 from dreamkit.models.base import Model
 from dreamkit.objectives import Objective, as_objective
-from dreamkit.precision import precision_name, resolve_precision
+from dreamkit.precision import resolve_precision
 from dreamkit.progress import tqdm
-from dreamkit.settings import DreamSettings
-from dreamkit.tensors import check_images, check_kind, check_model
+from dreamkit.settings import Bounds, DreamSettings, check
+from dreamkit.tensors import check_images, check_model
 from dreamkit.tiling import Gradient, image_gradient
 from dreamkit.transforms import gaussian_blur
 
 __all__ = ["DivergedError", "DreamSettings", "Dreamed", "dream", "dream_step", "octave_sizes"]
 
 MIN_OCTAVE_SIDE = 32  # smaller octaves carry no useful detail and starve deep layers
+MAX_RECOVER = 8  # retries at half the lr a diverged dream may ask for
 
 
 class Dreamed(torch.Tensor):
@@ -42,6 +45,7 @@ class Dreamed(torch.Tensor):
     photo: torch.Tensor
     objective: str
     ran: dict
+    settings: DreamSettings | None
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
@@ -49,10 +53,11 @@ class Dreamed(torch.Tensor):
             return func(*args, **(kwargs or {}))
 
     @staticmethod
-    def of(image: torch.Tensor, photo: torch.Tensor, objective: str, ran: dict) -> Dreamed:
+    def of(image: torch.Tensor, photo: torch.Tensor, objective: str, ran: dict,
+           settings: DreamSettings | None = None) -> Dreamed:
         made = image.as_subclass(Dreamed)
         made.photo = photo.as_subclass(torch.Tensor)  # a dream of a dream: no chain of photos
-        made.objective, made.ran = objective, ran
+        made.objective, made.ran, made.settings = objective, ran, settings
         return made
 
     def __reduce_ex__(self, protocol):  # saved and pickled as a plain tensor (torch.load-safe)
@@ -60,7 +65,8 @@ class Dreamed(torch.Tensor):
 
     def __deepcopy__(self, memo: dict) -> Dreamed:
         plain = self.as_subclass(torch.Tensor)
-        return Dreamed.of(plain.clone(), self.photo.clone(), self.objective, dict(self.ran))
+        return Dreamed.of(plain.clone(), self.photo.clone(), self.objective, dict(self.ran),
+                          self.settings)
 
     def show(self, max_cell: int = 384) -> Picture:
         """Photo and dream side by side, one row per image of a batch."""
@@ -93,14 +99,6 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == size:
         return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-
-
-def _known(overrides: dict) -> dict:
-    unknown = set(overrides) - set(DreamSettings.spec())
-    if unknown:
-        raise DreamkitError(f"dream() got unknown settings {', '.join(sorted(unknown))} (known: "
-                            f"{', '.join(DreamSettings.spec())})")
-    return overrides
 
 
 def fit_side(image: torch.Tensor, side: int | None) -> torch.Tensor:
@@ -150,6 +148,7 @@ def dream(
     on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
     plans: list[str] | None = None,
     ran: dict | None = None,
+    recover: int = 0,
     **overrides,
 ) -> Dreamed:
     """Dream `image` (3, H, W) or (B, 3, H, W), RGB in [0, 1]; returns the same shape (the
@@ -164,12 +163,28 @@ def dream(
     `plans` forces each octave's gradient plan (a record's); `ran`, when given, is filled
     with what really ran (device, precision, plans; also the result's `.ran`). Raises
     DivergedError when a loss or gradient is not finite (checked once per octave, so the loop
-    never waits on a GPU).
+    never waits on a GPU); with `recover=N` it first tries again up to N times, at half the
+    lr each time (the result's `.settings` are the ones that finished).
     """
+    settings = settings_with(DreamSettings, settings, overrides, "dream", net.dream_defaults
+                             if isinstance(net, Model) else None)
+    check("recover", recover, Bounds(int, low=0, high=MAX_RECOVER))
+    while True:
+        try:
+            return _dream(net, image, objective, settings, progress, on_octave, on_step, plans,
+                          ran)
+        except DivergedError:
+            if recover == 0:
+                raise
+            recover -= 1
+            settings = settings.replace(lr=settings.lr / 2)
+            warnings.warn(f"the dream diverged; retrying at lr {settings.lr:g}", RuntimeWarning,
+                          stacklevel=2)
+
+
+def _dream(net: Model, image: torch.Tensor, objective, settings: DreamSettings, progress: bool,
+           on_octave, on_step, plans: list[str] | None, ran: dict | None) -> Dreamed:
     check_model(net)
-    settings = settings if settings is not None else DreamSettings(**net.dream_defaults)
-    check_kind(settings, DreamSettings, "settings")
-    settings = settings.replace(**_known(overrides))
     image = check_images(image, "image")
     objective = as_objective(objective or net.layers.default).prepare(net)
     single = image.dim() == 3
@@ -200,17 +215,14 @@ def dream(
                 step_index += 1
                 bar.update()
             compiled.append(getattr(gradient, "compiled", False))
-            if not torch.isfinite(dreamed).all():  # NaN/inf stick, so once per octave suffices
-                raise DivergedError(
-                    f"the dream diverged in octave {index + 1} of {len(sizes)} (NaN or infinite "
-                    "loss or gradient); try a lower lr or fp32 precision"
-                )
+            check_finite(dreamed, what=f"the dream diverged in octave {index + 1} of {len(sizes)} "
+                         "(NaN or infinite loss or gradient)")
             detail = dreamed - octave_base
             if on_octave is not None:
                 so_far = (base + _resize(detail, tuple(base.shape[-2:]))).clamp_(0.0, 1.0)
                 on_octave(index, so_far[0] if single else so_far)
-    what_ran = {"device": str(device), "precision": precision_name(dtype), "plans": used,
-                "compiled": all(compiled)}
+    report = what_ran(device, dtype, used, all(compiled))
     if ran is not None:
-        ran.update(what_ran)
-    return Dreamed.of(dreamed[0] if single else dreamed, image, objective.name, what_ran)
+        ran.update(report)
+    return Dreamed.of(dreamed[0] if single else dreamed, image, objective.name, report,
+                      settings)

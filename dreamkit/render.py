@@ -25,15 +25,16 @@ from torch import nn
 
 from dreamkit.compiled import compile_mode
 from dreamkit.display import Picture, show
-from dreamkit.errors import DivergedError, DreamkitError
+from dreamkit.errors import DreamkitError
+from dreamkit.loop import check_finite, settings_with, what_ran
 from dreamkit.models.base import Model
 from dreamkit.models.relu import redirected
 from dreamkit.objectives import Objective, as_objective
 from dreamkit.param import ImageParam, make_param
-from dreamkit.precision import precision_name, resolve_precision
+from dreamkit.precision import resolve_precision
 from dreamkit.progress import tqdm
 from dreamkit.settings import RenderSettings, check_batch
-from dreamkit.tensors import check_kind, check_model
+from dreamkit.tensors import check_model
 from dreamkit.tiling import Gradient, image_gradient
 from dreamkit.transforms import Transform, apply_all, draw_all, standard
 
@@ -96,16 +97,6 @@ def make_step(gradient: Gradient, image: ImageParam, chain: Sequence[Transform],
     return step
 
 
-def _settings(settings: RenderSettings | None, overrides: dict) -> RenderSettings:
-    settings = settings if settings is not None else RenderSettings()
-    check_kind(settings, RenderSettings, "settings")
-    unknown = set(overrides) - set(RenderSettings.spec())
-    if unknown:
-        raise DreamkitError(f"render() got unknown settings {', '.join(sorted(unknown))} "
-                            f"(known: {', '.join(RenderSettings.spec())})")
-    return settings.replace(**overrides)
-
-
 def render(
     net: Model,
     objective: Objective | str,
@@ -138,7 +129,7 @@ def render(
     for name, value in (("param", param), ("transforms", transforms)):
         if isinstance(value, str):
             overrides[name] = value
-    settings = _settings(settings, overrides)
+    settings = settings_with(RenderSettings, settings, overrides, "render")
     objective = as_objective(objective)
     device = torch.device(device) if device is not None else next(net.parameters()).device
     net = net.to(device)
@@ -184,10 +175,8 @@ def render(
             bar.update()
     with torch.no_grad():
         images = image().float().cpu()
-    if not torch.isfinite(images).all() or not torch.isfinite(rows[-1]).all():
-        raise DivergedError("the render diverged (NaN or infinite objective or gradient); try a "
-                            "lower lr or fp32 precision")
-    ran = {"device": str(device), "precision": precision_name(dtype), "plans": [plan],
-           "compiled": getattr(gradient, "compiled", False)}
+    check_finite(images, rows[-1], what="the render diverged (NaN or infinite objective or "
+                 "gradient)")
+    ran = what_ran(device, dtype, [plan], getattr(gradient, "compiled", False))
     return RenderResult(images, torch.stack(rows), recorded, settings, objective.name, ran,
                         objective.image_labels(batch))

@@ -394,16 +394,16 @@ def test_non_finite_loss_or_gradient_raises_diverged(poison):
 def test_auto_recover_retries_at_a_lower_lr(workdir, capsys, monkeypatch):
     """A dream that diverges above lr 0.5 succeeds at lr 0.375 with --auto-recover."""
     dream_module = importlib.import_module("dreamkit.dream")  # the package exports `dream()`
-    real = dream_module.dream
+    real = dream_module._dream  # one attempt; `dream(recover=N)` retries it
     tried = []
 
-    def touchy(net, image, objective, settings, **kw):
+    def touchy(net, image, objective, settings, *rest):
         tried.append(settings.lr)
         if settings.lr > 0.5:
             raise DivergedError("the dream diverged in octave 1 of 1")
-        return real(net, image, objective, settings, **kw)
+        return real(net, image, objective, settings, *rest)
 
-    monkeypatch.setattr(dream_module, "dream", touchy)
+    monkeypatch.setattr(dream_module, "_dream", touchy)
     monkeypatch.setattr(dream_command, "open_model", _tiny_model)
     small_png(workdir)
     argv = ["small.png", "--lr", "1.5", "-o", "out.png", *SQUEEZE]

@@ -129,43 +129,32 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dream_and_save(args, net, image, recipe, out: Path) -> None:
-    """Dream (retrying at half the lr with --auto-recover), save with the record."""
-    from dreamkit.dream import DivergedError, dream
+    """Dream (retrying at half the lr with --auto-recover), save with the record; on Ctrl-C
+    with --save-partial, save the last finished octave with its record."""
+    from dreamkit.dream import dream
     from dreamkit.image_io import save_image
     from dreamkit.records import Record, provenance
     from dreamkit.targets import objective_of
 
-    objective = objective_of(recipe.target, recipe.model)
     finished: dict = {}
-    tries = RECOVER_TRIES if args.auto_recover else 1
 
     def record(settings, ran, done=None) -> dict:
         return Record(replace(recipe, settings=settings), net.weights_sha256(),
                       provenance(ran), octaves_done=done).metadata()
 
-    settings = recipe.settings
-    while True:
-        ran: dict = {}
+    def keep(index: int, so_far) -> None:
+        finished.update(octaves=index + 1, image=so_far)
 
-        def keep(index: int, so_far, settings=settings) -> None:
-            finished.update(octaves=index + 1, image=so_far, settings=settings)
-
-        try:
-            result = dream(net, image, objective, settings, progress=show_progress(args),
-                           on_octave=keep, ran=ran)
-            break
-        except DivergedError as exc:
-            tries -= 1
-            if tries == 0:
-                raise
-            settings = settings.replace(lr=settings.lr / 2)
-            print(f"{exc}; retrying at lr {settings.lr:g}", file=sys.stderr)
-        except KeyboardInterrupt:
-            if args.save_partial and finished:
-                done = finished["octaves"]
-                part = {"device": str(net.device)}
-                save_image(finished["image"], out,
-                           metadata=record(finished["settings"], part, done))
-                print(f"{out}: saved the dream as of octave {done}", file=sys.stderr)
-            raise
-    save_image(result, out, metadata=record(settings, ran))
+    ran: dict = {}
+    try:
+        result = dream(net, image, objective_of(recipe.target, recipe.model), recipe.settings,
+                       progress=show_progress(args), on_octave=keep, ran=ran,
+                       recover=RECOVER_TRIES - 1 if args.auto_recover else 0)
+    except KeyboardInterrupt:
+        if args.save_partial and finished:
+            done = finished["octaves"]
+            save_image(finished["image"], out, metadata=record(recipe.settings,
+                                                               {"device": str(net.device)}, done))
+            print(f"{out}: saved the dream as of octave {done}", file=sys.stderr)
+        raise
+    save_image(result, out, metadata=record(result.settings, ran))
