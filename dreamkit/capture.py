@@ -6,10 +6,10 @@ from collections.abc import Iterable
 
 import torch
 
+from dreamkit.checks import check_images, check_model
 from dreamkit.errors import DreamkitError
 from dreamkit.layers import LOGITS
 from dreamkit.models.base import Model
-from dreamkit.tensors import check_images, check_model
 
 __all__ = ["LOGITS", "capture", "capture_resolved"]
 

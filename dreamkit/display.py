@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from dreamkit.checks import check_images
 from dreamkit.errors import DreamkitError
 from dreamkit.sheets import MAX_CELL, contact_sheet, to_tensor
-from dreamkit.tensors import check_images
 
 MAX_TITLE = 120  # characters of a grid's title
 Images = torch.Tensor | Image.Image | Sequence[torch.Tensor | Image.Image]

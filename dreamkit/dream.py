@@ -16,9 +16,11 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from dreamkit.checks import check_images, check_model
 from dreamkit.compiled import compile_mode
 from dreamkit.display import Picture, show
 from dreamkit.errors import DivergedError, DreamkitError
+from dreamkit.gradients import Gradient, image_gradient
 from dreamkit.layers import LOGITS
 from dreamkit.loop import check_finite, settings_with, what_ran
 from dreamkit.models.base import Model
@@ -26,8 +28,6 @@ from dreamkit.objectives import Objective, as_objective
 from dreamkit.precision import resolve_precision
 from dreamkit.progress import tqdm
 from dreamkit.settings import Bounds, DreamSettings, check
-from dreamkit.tensors import check_images, check_model
-from dreamkit.tiling import Gradient, image_gradient
 from dreamkit.transforms import gaussian_blur
 
 __all__ = ["DivergedError", "DreamSettings", "Dreamed", "dream", "dream_step", "octave_sizes"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import torch
 
+from dreamkit.checks import check_kind
 from dreamkit.errors import DivergedError, DreamkitError
 from dreamkit.precision import precision_name
 from dreamkit.settings import Settings
-from dreamkit.tensors import check_kind
 
 
 def settings_with(kind: type[Settings], settings: Settings | None, overrides: dict,

@@ -23,7 +23,7 @@ def _plan_peak(plan: str, batch: int, h: int, w: int) -> int:
     """The pixels whose activations one step of `plan` holds at once (memory follows it)."""
     kind, _, count = plan.partition(":")
     if kind == "tile":
-        from dreamkit.tiling import HALO
+        from dreamkit.gradients import HALO
 
         tile = int(count)
         return batch * min(h, tile + 2 * HALO) * min(w, tile + 2 * HALO)
@@ -35,7 +35,7 @@ def _plan_work(plan: str, batch: int, h: int, w: int) -> float:
     their margins of context and their passes, chunks their passes."""
     kind, _, count = plan.partition(":")
     if kind == "tile":
-        from dreamkit.tiling import HALO
+        from dreamkit.gradients import HALO
 
         tile = int(count)
         tiles = -(-h // tile) * -(-w // tile)

@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from dreamkit.checks import check_model
 from dreamkit.compiled import compile_mode
 from dreamkit.display import Picture, show
 from dreamkit.errors import DreamkitError
+from dreamkit.gradients import Gradient, image_gradient
 from dreamkit.loop import check_finite, settings_with, what_ran
 from dreamkit.models.base import Model
 from dreamkit.models.relu import redirected
@@ -34,8 +36,6 @@ from dreamkit.param import ImageParam, make_param
 from dreamkit.precision import resolve_precision
 from dreamkit.progress import tqdm
 from dreamkit.settings import RenderSettings, check_batch
-from dreamkit.tensors import check_model
-from dreamkit.tiling import Gradient, image_gradient
 from dreamkit.transforms import Transform, apply_all, draw_all, standard
 
 RECORD_EVERY = 16  # steps between reads of the objective values from the device
@@ -84,7 +84,8 @@ class RenderResult:
 def make_step(gradient: Gradient, image: ImageParam, chain: Sequence[Transform],
               optimizer: torch.optim.Optimizer) -> Callable[[torch.Tensor], torch.Tensor]:
     """One optimization step as a function of the step's transform parameters (B, K) -> (B,)
-    objective values (left on the device). `gradient` runs the network (see `dreamkit.tiling`)."""
+    objective values (left on the device). `gradient` runs the network
+    (see `dreamkit.gradients`)."""
 
     def step(transform_params: torch.Tensor) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
@@ -121,7 +122,7 @@ def render(
     own batch (its per-image lists) or 1. `optimizer(params)` makes the optimizer (default:
     Adam at `lr`); `on_step(step, images, values)` is called after every step with the
     current images (B, 3, H, W) and objective values (B,). `plan` forces the gradient plan
-    (`full`, `chunk:N`; see `dreamkit.tiling`). `device` defaults to the network's.
+    (`full`, `chunk:N`; see `dreamkit.gradients`). `device` defaults to the network's.
     """
     check_model(net)
     custom_param = param if isinstance(param, ImageParam) else None

@@ -21,5 +21,5 @@ run sweep --cases h --channels 512 --vis-steps 512 --vis-size 128
 run big --cases i
 echo "== CUDA tests"
 timeout 300 "$PY" -m pytest -q tests/test_cuda.py tests/test_compile.py tests/test_precision.py \
-  tests/test_tiling.py | tail -5 || status=1
+  tests/test_gradients.py | tail -5 || status=1
 exit $status

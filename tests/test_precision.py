@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from dreamkit.capture import capture
 from dreamkit.dream import DreamSettings, dream
 from dreamkit.errors import DreamkitError
+from dreamkit.gradients import full_gradient
 from dreamkit.models.lrn import LocalResponseNorm
 from dreamkit.objectives import as_objective
 from dreamkit.precision import autocast, loss_scale, resolve_precision
-from dreamkit.tiling import full_gradient
 
 
 def test_resolve_precision_on_the_cpu():

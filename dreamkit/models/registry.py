@@ -123,7 +123,7 @@ def load_model(
     net = net.eval().requires_grad_(False)
     if entry is not None:
         net.dream_defaults = dict(entry.dream)
-    # channels_last is what oneDNN and cuDNN run fastest; images are made so in `tiling`
+    # channels_last is what oneDNN and cuDNN run fastest; images are made so in `gradients`
     return net.to(device=device, memory_format=torch.channels_last)
 
 

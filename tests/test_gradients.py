@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import dreamkit.tiling as tiling
+import dreamkit.gradients as gradients
 from dreamkit.errors import DreamkitError
+from dreamkit.gradients import full_gradient, image_gradient, tiled_gradient
 from dreamkit.objectives import as_objective, channel, diversity
-from dreamkit.tiling import full_gradient, image_gradient, tiled_gradient
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -43,9 +43,9 @@ def test_passes_of_a_few_images_give_the_whole_batch_gradient(googlenet):
     split_values, split_grad = full_gradient(net64, objective, per_pass=3)(images)
     torch.testing.assert_close(split_values, values, rtol=1e-12, atol=0)
     torch.testing.assert_close(split_grad, grad, rtol=1e-9, atol=1e-12 * grad.abs().max())
-    assert tiling.cpu_images_per_pass(torch.device("cpu"), (64, 3, 128, 128)) == 16
-    assert tiling.cpu_images_per_pass(torch.device("cpu"), (1, 3, 1024, 1024)) == 1
-    assert tiling.cpu_images_per_pass(torch.device("cuda"), (64, 3, 128, 128)) is None
+    assert gradients.cpu_images_per_pass(torch.device("cpu"), (64, 3, 128, 128)) == 16
+    assert gradients.cpu_images_per_pass(torch.device("cpu"), (1, 3, 1024, 1024)) == 1
+    assert gradients.cpu_images_per_pass(torch.device("cuda"), (64, 3, 128, 128)) is None
 
 
 def test_tiles_keep_images_of_a_batch_apart(googlenet, photo):
@@ -59,9 +59,9 @@ def test_tiles_keep_images_of_a_batch_apart(googlenet, photo):
 def test_automatic_tiling_follows_free_memory(googlenet, monkeypatch):
     objective = as_objective("inception4c").prepare(googlenet)
     shape = (1, 3, 1024, 1024)
-    monkeypatch.setattr(tiling, "free_memory", lambda device: 64 * 2**30)
+    monkeypatch.setattr(gradients, "free_memory", lambda device: 64 * 2**30)
     assert image_gradient(googlenet, objective, None, shape)[1] == "full"
-    monkeypatch.setattr(tiling, "free_memory", lambda device: 2**30)
+    monkeypatch.setattr(gradients, "free_memory", lambda device: 2**30)
     assert image_gradient(googlenet, objective, None, shape)[1] == "tile:512"
     assert image_gradient(googlenet, objective, None, shape, 0)[1] == "full"
     batch = (16, 3, 256, 256)  # one image fits, sixteen do not: a few at a time
@@ -79,10 +79,10 @@ def test_free_memory_respects_the_address_space_limit():
 
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     cpu = torch.device("cpu")
-    used = tiling._proc_kib("/proc/self/status", "VmSize:")
+    used = gradients._proc_kib("/proc/self/status", "VmSize:")
     resource.setrlimit(resource.RLIMIT_AS, (used + 2**30, hard))
     try:
-        assert tiling.free_memory(cpu) <= 2**30
+        assert gradients.free_memory(cpu) <= 2**30
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
