@@ -15,6 +15,13 @@
       photos per second;
   (g), (h), (i) the compiled loop, the 512-channel sweep and a 4096x4096 dream (see
       `bench_compiled.py`; h and i only when asked, they are GPU cases);
+  (v) a dreamed video, only when asked (`--cases v`, about 10 minutes on 2 CPU cores):
+      temporal stability (warp error of consecutive output frames over the input's own, with
+      the input frames' optical flow, occlusions masked) and dream strength (the layer's gain
+      over the input frame, relative to dreaming every frame alone) of the variants
+      independent / blend / flow, on 24 frames of ../shared/videos/bikes.mp4 at 320 px and on
+      a synthetic pan + zoom over a photo; and frames per second at 640x272 with the share of
+      time spent in optical flow;
   (f) start-up: `dream --help`, `dreamkit --help` and an argument error, each in a fresh
       Python process, vs a process that only imports torch (what every answer cost when the
       CLI imported torch first).
@@ -31,7 +38,6 @@ before each case) on the CPU. The process keeps freed memory as the CLI does
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import platform
 import statistics
@@ -44,94 +50,34 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_common import (  # noqa: E402
+    LAYER,
+    _peak_mb,
+    _sync,
+    measure,
+    stock_network,
+    truncated_forward,
+)
 
 from dreamkit import load_model  # noqa: E402
 from dreamkit.allocator import keep_freed_memory  # noqa: E402
 from dreamkit.dream import DreamSettings, dream, octave_sizes  # noqa: E402
 from dreamkit.models.base import Model  # noqa: E402
-from dreamkit.models.lrn import LocalResponseNorm  # noqa: E402
 from dreamkit.objectives import channel  # noqa: E402
 
-LAYER = "inception4c"
 BARE = "bare fp32 forward + backward (stock modules, one pass)"
 FULL = dict(dream_size=1024, dream_steps=10, channels=64, vis_steps=512, vis_size=128, repeats=3)
 QUICK = dict(dream_size=128, dream_steps=10, channels=4, vis_steps=4, vis_size=64, repeats=1)
 FULL["photos"], QUICK["photos"] = 128, 8
+FULL.update(video_frames=24, video_side=320, speed_frames=3)
+QUICK.update(video_frames=4, video_side=160, speed_frames=1)
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
 EXAMPLE_LAYERS = ("inception3b", "inception4c")
 PLAIN_EXAMPLES = "plain loop: one photo at a time, full forward, stock torch modules"
 PLAIN_EXAMPLES_OWN = "plain loop: one photo at a time, full forward, dreamkit's network"
-
-
-# ------------------------------------------------------------------------------ measuring
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        return
-    try:  # Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM)
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def _peak_mb(device: torch.device) -> float | None:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def measure(fn: Callable[[], object], device: torch.device, repeats: int) -> dict:
-    """Median seconds of `repeats` calls after a warm-up call, and the peak memory of them."""
-    fn()
-    _sync(device)
-    _reset_peak(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return {"seconds": statistics.median(times), "times": times, "peak_mb": _peak_mb(device)}
-
-
-# ------------------------------------------------------------------------------ references
-
-
-def stock_network(net: Model) -> Model:
-    """A copy of `net` with PyTorch's own LocalResponseNorm, as a user's port would have."""
-    plain = copy.deepcopy(net).to(memory_format=torch.contiguous_format)
-    for parent in plain.modules():
-        for name, child in parent.named_children():
-            if isinstance(child, LocalResponseNorm):
-                stock = nn.LocalResponseNorm(child.size, child.alpha, child.beta, child.k)
-                setattr(parent, name, stock)
-    return plain
-
-
-def truncated_forward(net: Model, x: torch.Tensor, layer: str) -> torch.Tensor:
-    """The activations of `layer`, running the stages up to it and no further."""
-    x = net.preprocess(x)
-    for name, stage in net.stages.items():
-        x = stage(x)
-        if name == layer:
-            return x
-    raise KeyError(layer)
 
 
 def reference_dream(net: Model, image: torch.Tensor, settings: DreamSettings) -> torch.Tensor:
@@ -242,7 +188,8 @@ def plain_examples(net: Model, paths: list[Path], k: int) -> dict:
     """The examples as a plain loop finds them: each photo alone, the whole network run."""
     from dreamkit.capture import capture_resolved
     from dreamkit.image_io import load_image
-    from dreamkit.microscope.examples import TopK, view
+    from dreamkit.microscope.examples import TopK
+    from dreamkit.photos import view
 
     found = {layer: TopK.empty(range(net.layers.resolve(layer).channels), k)
              for layer in EXAMPLE_LAYERS}
@@ -322,6 +269,47 @@ def bench_startup(repeats: int) -> list[dict]:
              "times": t, "imports_torch": imports[name]} for name, t in times.items()]
 
 
+VIDEO = Path(__file__).resolve().parents[2] / "shared" / "videos" / "bikes.mp4"
+PAN_PHOTO = Path(__file__).resolve().parents[2] / "shared" / "images" / "chelsea.jpg"
+
+
+def bench_video(net: Model, frames: int, side: int, speed_frames: int) -> list[dict]:
+    """(v) stability and strength of the three variants on two clips, then the speed."""
+    from dreamkit.settings import VideoSettings
+    from dreamkit.targets import Target, objective_of
+    from dreamkit.video import pan_zoom_clip, video_stability
+    from dreamkit.video.coherence import Chain
+    from dreamkit.video.stream import probe, read_frames
+
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        pan = pan_zoom_clip(PAN_PHOTO, Path(scratch) / "pan.mp4", frames, (side * 17 // 40 // 2
+                                                                           * 2, side))
+        clips = {f"bikes.mp4 frames 0-{frames - 1}": VIDEO, "pan + zoom over chelsea.jpg": pan}
+        for name, clip in clips.items():
+            table = video_stability(net, clip, LAYER, DreamSettings(size=side),
+                                    VideoSettings(frames=f"0-{frames - 1}"))
+            what = (f"(v) video {name}, {table['size'][0]}x{table['size'][1]}, {LAYER}, "
+                    f"blend {table['blend']}")
+            for variant, row in table["variants"].items():
+                rows.append(dict(case=what, variant=variant, seconds=row["seconds"],
+                                 peak_mb=None, stability=row["ratio"],
+                                 strength=row["strength_vs_independent"], gain=row["gain"],
+                                 input_warp_error=table["input_warp_error"]))
+    info = probe(VIDEO)
+    objective = objective_of((Target.layer_norm(LAYER).resolve(net.layers, net.name),), net.name)
+    chain = Chain(net, objective, DreamSettings(), VideoSettings())
+    start = time.perf_counter()
+    for index, frame in read_frames(VIDEO, 0, 1, speed_frames, (info.height, info.width)):
+        chain(index, frame)
+    seconds = time.perf_counter() - start
+    rows.append(dict(case=f"(v) video speed, {info.width}x{info.height}, default settings",
+                     variant="flow (dis), per frame", seconds=seconds / speed_frames,
+                     peak_mb=None, frames_per_second=speed_frames / seconds,
+                     flow_share=chain.seconds["flow"] / seconds))
+    return rows
+
+
 def interleaved(runs: dict[str, Callable[[], object]], device: torch.device,
                 repeats: int) -> dict[str, dict]:
     """`measure` for variants that are compared with each other: their runs alternate, so a
@@ -375,6 +363,14 @@ def ratios(rows: list[dict]) -> dict[str, float]:
     if "render step, compiled, bf16" in objective and "render step, compiled, fp32" in objective:
         out["objective bf16 / fp32 (compiled)"] = (objective["render step, compiled, bf16"]
                                                   / objective["render step, compiled, fp32"])
+    for row in rows:
+        if "stability" in row:
+            clip = row["case"].split(",")[0].removeprefix("(v) video ")
+            out[f"video warp error / input's, {row['variant']}, {clip}"] = row["stability"]
+            out[f"video strength / independent, {row['variant']}, {clip}"] = row["strength"]
+        if "flow_share" in row:
+            out["video frames per second (640x272)"] = row["frames_per_second"]
+            out["video share of time in optical flow"] = row["flow_share"]
     if IMPORT_TORCH in by:
         out["dream --help / importing torch"] = by["dream --help"] / by[IMPORT_TORCH]
     return out
@@ -397,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a CPU smoke run")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--cases", default="abcdefg",
-                        help="which of the cases a-i to run (h and i: GPU cases, not default)")
+                        help="which of the cases a-i and v to run (h and i: GPU cases, v: the "
+                             "video case; not default)")
     parser.add_argument("--precisions", metavar="LIST",
                         help="case g's precisions (default: fp32,bf16 on CUDA, fp32 on a CPU)")
     parser.add_argument("--images", type=Path, metavar="DIR",
@@ -436,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
             rows += bench_examples(net, device, folder, sizes["photos"], sizes["repeats"])
     if "f" in args.cases:
         rows += bench_startup(sizes["repeats"])
+    if "v" in args.cases:
+        rows += bench_video(net, sizes["video_frames"], sizes["video_side"],
+                            sizes["speed_frames"])
     if set("ghi") & set(args.cases):
         from bench_compiled import bench_big_dream, bench_compiled, bench_sweep
 

@@ -1,4 +1,4 @@
-"""The compiled loop's cases of `scripts/bench.py` (imported by it):
+"""The compiled loop's cases of `scripts/bench.py` (which imports this module):
 
   (g) a batched render of inception4c channels, eager against compiled (`compile="on"`), at
       each precision: the step time (a run / its steps, compile excluded: a second run), the
@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 import torch
-from bench import LAYER, _sync, measure, stock_network, truncated_forward
+from bench_common import LAYER, _sync, measure, stock_network, truncated_forward
 
 from dreamkit.dream import DreamSettings, dream
 from dreamkit.models.base import Model

@@ -166,3 +166,39 @@ def test_modules_stay_small():
     sizes = {p.relative_to(ROOT): len(p.read_text().splitlines())
              for p in (ROOT / "dreamkit").rglob("*.py")}
     assert max(sizes.values()) <= 420, max(sizes.items(), key=lambda item: item[1])
+
+
+FEATURES = ("dictionary", "microscope", "linearity", "gallery", "video", "studio", "atlas")
+
+
+def test_feature_packages_never_import_each_other():
+    """The jobs' packages are siblings: what they share lives below them (photos, plots,
+    probing, records, remake), so none imports another, not even inside a function."""
+    for feature in FEATURES:
+        folder = ROOT / "dreamkit" / feature
+        for path in folder.rglob("*.py") if folder.is_dir() else []:
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                    [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                for name in names:
+                    parts = name.split(".")
+                    assert not (len(parts) > 1 and parts[0] == "dreamkit" and parts[1] in FEATURES
+                                and parts[1] != feature), f"{path} imports {name}"
+
+
+def test_the_scripts_import_no_cycle():
+    """Scripts import each other only one way (imports inside functions count too)."""
+    scripts = {p.stem: p for p in (ROOT / "scripts").glob("*.py")}
+    graph = {name: {n.module for n in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(n, ast.ImportFrom) and n.module in scripts}
+             | {a.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Import)
+                for a in n.names if a.name in scripts}
+             for name, path in scripts.items()}
+    for name in graph:
+        seen, todo = set(), list(graph[name])
+        while todo:
+            other = todo.pop()
+            assert other != name, f"scripts/{name}.py imports itself through {seen}"
+            if other not in seen:
+                seen.add(other)
+                todo += graph[other]

@@ -18,12 +18,13 @@ from dreamkit.commands import (
     linearity,
     microscope,
     reproduce,
+    video,
     vis,
     zoom,
 )
 
 COMMANDS = [dream, layers, vis, microscope, direction, dictionary, linearity, fetch_weights,
-            gallery, reproduce, zoom]
+            gallery, reproduce, zoom, video]
 
 
 def name_of(command: ModuleType) -> str:

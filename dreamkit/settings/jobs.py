@@ -182,7 +182,7 @@ class VideoSettings(Settings):
                         "of the previous dream into the next frame, unmoved, dreamed in full "
                         "(they used a blend near 0.5)",
                         choices=FLOWS)
-    warmup: int = setting(4, "frames a torchrun rank dreams before its segment, so that the "
+    warmup: int = setting(24, "frames a torchrun rank dreams before its segment, so that the "
                           "joins do not jump", low=0, high=100)
     preview: int = setting(0, f"quick look: dream every Nth frame only, at most "
                            f"{PREVIEW_SIDE} px; 0 = off", low=0, high=MAX_FRAMES)
