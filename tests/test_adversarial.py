@@ -169,7 +169,7 @@ REFUSED = {  # argv (run in the inputs' folder) -> words of the one-line message
     ("direction", "fit", "--layer", "inception4c", "--positive", "photos", "--negative",
      "small.png", "--folds", "0", "-o", "d.safetensors"): ("folds",),
     ("direction", "pca", "--layer", "inception4c", "--images", "photos", "-k", "999999999",
-     "-o", "d.safetensors"): ("k must be",),
+     "-o", "d.safetensors"): ("k (--k) must be",),
     ("direction", "pca", "--layer", "inception4c", "--images", "empty", "-o",
      "d.safetensors"): ("no image files",),
     ("direction", "pca", "--layer", "inception4c", "--images", "photos", "-o",
@@ -181,7 +181,7 @@ REFUSED = {  # argv (run in the inputs' folder) -> words of the one-line message
     ("linearity", "--images", "photos", "-o", "lin", "-k", "1e9"): ("k (--k) must be",),
     ("linearity", "--images", "empty", "-o", "lin"): ("no image files",),
     ("linearity", "--images", "photos", "-o", "lin", "--crops", "0"): ("crops",),
-    ("linearity", "--images", "photos", "-o", "lin", "--render-size", "100000"): ("--size",),
+    ("linearity", "--images", "photos", "-o", "lin", "--render-size", "100000"): ("--render-size",),
     # fetch-weights
     ("fetch-weights", "vgg16", "-o", "small.png/w.safetensors"): ("cannot create",),
     ("fetch-weights", "vgg16", "-o", "w.txt"): (".safetensors",),

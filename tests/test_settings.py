@@ -168,7 +168,8 @@ def test_modules_stay_small():
     assert max(sizes.values()) <= 420, max(sizes.items(), key=lambda item: item[1])
 
 
-FEATURES = ("dictionary", "microscope", "linearity", "gallery", "video", "studio", "atlas")
+FEATURES = ("dictionary", "microscope", "linearity", "gallery", "video", "atlas")  # jobs
+# (front ends such as commands/ and studio/ call the jobs)
 
 
 def test_feature_packages_never_import_each_other():

@@ -17,9 +17,7 @@ from dreamkit.settings import (
     DEFAULT_MAX_PIXELS,
     MAX_MAX_PIXELS,
     SAVE_EXTENSIONS,
-    Bounds,
     Settings,
-    check,
     check_threads,
 )
 
@@ -100,19 +98,6 @@ def add_threads_argument(parser: argparse._ActionsContainer, default: int | None
                          why: str) -> None:
     parser.add_argument("--threads", type=int, default=default, metavar="N",
                         help=f"CPU threads, 1 to this machine's cores; {why}")
-
-
-def max_pixels(args: argparse.Namespace) -> int:
-    """--max-pixels, checked."""
-    return check("max_pixels (--max-pixels)", args.max_pixels,  # type: ignore[return-value]
-                 Bounds(int, low=1, high=MAX_MAX_PIXELS))
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
 
 
 def resolve_device(name: str):

@@ -27,7 +27,6 @@ from dreamkit.commands.common import (
     add_settings,
     check_output,
     free_name,
-    max_pixels,
     model_files,
     open_model,
     resolve_device,
@@ -120,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(out, inputs=[args.image, target.file, *model_files(args)], force=args.force)
     from dreamkit.image_io import load_image
 
-    image = load_image(args.image, max_pixels=max_pixels(args))
+    image = load_image(args.image, max_pixels=args.max_pixels)
     net = net or open_model(args)
     recipe = Recipe("dream", args.model, (target,), settings, photo)
     _dream_and_save(args, net, image, recipe, out)

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         from dreamkit.video import video_stability
 
         found = video_stability(net, args.video, target, settings, video, model=args.model,
-                                max_pixels=common.max_pixels(args), progress=not quiet)
+                                max_pixels=args.max_pixels, progress=not quiet)
         write_json(out, found)
         if not args.quiet:
             print(f"{out}: warp error of the input {found['input_warp_error']:.2f}")
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{path}: saved the {frames} frames finished so far", file=sys.stderr)
 
     result = dream_video(net, args.video, out, target, settings, video, model=args.model,
-                         ranks=ranks, progress=not quiet, max_pixels=common.max_pixels(args),
+                         ranks=ranks, progress=not quiet, max_pixels=args.max_pixels,
                          on_partial=partial)
     if ranks.is_main:
         recipe = result.record.recipe

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from dreamkit.targets import objective_of
     from dreamkit.zoom import write_video, zoom_frames
 
-    photo = load_image(args.image, max_pixels=common.max_pixels(args))
+    photo = load_image(args.image, max_pixels=args.max_pixels)
     image = fit_side(photo[None], settings.size)[0]
     net = net or common.open_model(args)
     made = zoom_frames(net, image, objective_of((target,), args.model),

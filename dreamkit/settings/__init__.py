@@ -45,6 +45,7 @@ from dreamkit.settings.fields import (
     _tile_rule,
     check,
     check_batch,
+    check_max_pixels,
     check_text,
     check_threads,
     cores,
@@ -76,8 +77,8 @@ __all__ = [
     "PIXEL_BUDGET", "PRECISIONS", "PREVIEW_SIDE", "SAVE_EXTENSIONS", "TRANSFORMS", "Bounds",
     "DictionarySettings", "DirectionSettings", "DreamSettings", "FrameRange", "LinearitySettings",
     "MicroscopeSettings", "RenderSettings", "ReproduceSettings", "Settings", "VideoSettings",
-    "ZoomSettings", "check", "check_batch", "check_text", "check_threads", "cores",
-    "frame_range", "label", "setting",
+    "ZoomSettings", "check", "check_batch", "check_max_pixels", "check_text", "check_threads",
+    "cores", "frame_range", "label", "setting",
 ]
 
 

@@ -232,6 +232,12 @@ def check_threads(threads: object, name: str = "threads") -> int:
     return check(name, threads, Bounds(int, low=1, high=cores()))  # type: ignore[return-value]
 
 
+def check_max_pixels(value: object) -> int:
+    """A cap on an input image's pixels (the decompression-bomb guard)."""
+    return check("max_pixels (--max-pixels)", value,  # type: ignore[return-value]
+                 Bounds(int, low=1, high=MAX_MAX_PIXELS))
+
+
 def check_batch(size: int | tuple[int, int], batch: int) -> None:
     """A batch of `batch` images of `size` must fit the pixel budget of one batch."""
     h, w = (size, size) if isinstance(size, int) else size

@@ -24,7 +24,12 @@ import numpy as np
 
 from dreamkit.errors import DreamkitError
 from dreamkit.files import atomic_path, regular_file
-from dreamkit.settings import DEFAULT_MAX_PIXELS, MAX_ANIMATION_FRAMES, MAX_FRAMES
+from dreamkit.settings import (
+    DEFAULT_MAX_PIXELS,
+    MAX_ANIMATION_FRAMES,
+    MAX_FRAMES,
+    check_max_pixels,
+)
 
 VIDEO_EXTENSIONS = (".mp4", ".gif", ".webp")
 CRF = 16  # H.264 quality of the output: visually lossless, so the dream is what one sees
@@ -73,7 +78,7 @@ def probe(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS,
                               timeout=3600)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DreamkitError(f"{source}: ffmpeg could not read it ({exc})") from None
-    return parse_probe(source, done.stderr.replace("\r", "\n"), max_pixels)
+    return parse_probe(source, done.stderr.replace("\r", "\n"), check_max_pixels(max_pixels))
 
 
 def parse_probe(source: Path, log: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoInfo:
