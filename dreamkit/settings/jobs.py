@@ -36,8 +36,8 @@ class ReproduceSettings(Settings):
         None, "the most work to do, in millions of pixel-steps (pixels x steps, tiles with "
         "their margins, compiles counted as 16); a record asking for more is refused before "
         "any work, and work past 10 CPU-seconds per million is stopped", kind=float, above=0,
-        high=1e9, optional=True, metavar="MILLIONS", unset="4 on a CPU, about 10 s on 2 cores; 1024 on "
-        "a GPU")
+        high=1e9, optional=True, metavar="MILLIONS",
+        unset="4 on a CPU, about 10 s on 2 cores; 1024 on a GPU")
 
 
 @dataclass(frozen=True)
