@@ -17,6 +17,7 @@ from dreamkit.targets import picture_objective
 PASS_WORK = 4096  # pixel-steps one network pass costs whatever its size (launch, allocation)
 TILE_PASSES = 1.5  # a tile runs forward twice (the cores' activations, then the backward)
 COMPILE_WORK = 16_000_000  # one torch.compile of a step: 30 s to minutes on a CPU
+PIXELS_PER_MILLION = 500_000  # pixels one step may hold per million of budget (4: ~2 GB)
 
 
 def _plan_peak(plan: str, batch: int, h: int, w: int) -> int:
@@ -76,6 +77,47 @@ def work(recipe: Recipe, photo_size: tuple[int, int] | None = None,
     choice = recipe.settings.compile
     compiled = choice == "on" or (choice == "auto" and cuda and steps >= AUTO_MIN_STEPS)
     return int(total + (len(runs) * COMPILE_WORK if compiled else 0))
+
+
+def check_work(recipe: Recipe, photo_size: tuple[int, int] | None, plans: list[str] | None,
+               budget: float, cuda: bool, what: str = "this",
+               advice: str = "pass --budget {needed:.0f} to go ahead") -> float:
+    """The work of `recipe` in millions of pixel-steps, refused (DreamkitError) over `budget`,
+    or when one step would hold more than `PIXELS_PER_MILLION` pixels per million of budget;
+    `what` names the job in the message, `advice` says what to do (`{needed}`: millions)."""
+    needed = work(recipe, photo_size, plans, cuda) / 1e6
+    if needed > budget:
+        raise DreamkitError(f"{what} takes {needed:,.1f} million pixel-steps of work, more than "
+                            f"the budget of {budget:g}; " + advice.format(needed=needed))
+    peak = peak_pixels(recipe, photo_size, plans)
+    if peak > budget * PIXELS_PER_MILLION:
+        wanted = peak / PIXELS_PER_MILLION
+        raise DreamkitError(f"{what} needs {peak:,} pixels at once in one step, more memory "
+                            f"than the budget of {budget:g} allows; "
+                            + advice.format(needed=wanted))
+    return needed
+
+
+def dream_picture(net, image, recipe: Recipe, out: str | Path, *, on_step=None, on_octave=None,
+                  recover: int = 0, progress: bool = False):
+    """Dream `image` as `recipe` says (a dream recipe: its targets, settings and photo) and save
+    it to `out` with its record, so `dreamkit reproduce` makes it again; the record keeps the
+    settings that finished (`recover` may halve the lr). Returns the `Dreamed` result."""
+    from dataclasses import replace
+
+    from dreamkit.dream import dream
+    from dreamkit.image_io import save_image
+    from dreamkit.records import Record, provenance
+    from dreamkit.targets import objective_of
+
+    ran: dict = {}
+    result = dream(net, image, objective_of(recipe.target, recipe.model), recipe.settings,
+                   progress=progress, on_step=on_step, on_octave=on_octave, ran=ran,
+                   recover=recover)
+    record = Record(replace(recipe, settings=result.settings), net.weights_sha256(),
+                    provenance(ran))
+    save_image(result, out, metadata=record.metadata())
+    return result
 
 
 def peak_pixels(recipe: Recipe, photo_size: tuple[int, int] | None = None,

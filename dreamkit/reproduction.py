@@ -19,7 +19,6 @@ from dreamkit.settings import ReproduceSettings, check_threads
 
 CPU_BUDGET, GPU_BUDGET = 4.0, 1024.0  # millions of pixel-steps: about 10 s on a 2-core CPU
 SECONDS_PER_MILLION = 10.0  # CPU seconds a budget allows (4 million: 40, ~20 s on 2 idle cores)
-PIXELS_PER_MILLION = 500_000  # pixels one step may hold per million of budget (4: ~2 GB)
 
 
 @dataclass
@@ -109,20 +108,10 @@ def _check_budget(record, recipe, picture: Path, settings: ReproduceSettings,
                   device: torch.device, size) -> None:
     """Refuse a record that asks for more work or memory than the budget (a tampered record
     may ask for 10,000 steps of a 4096-pixel batch, 32-pixel tiles or a compile on a CPU)."""
-    from dreamkit.remake import peak_pixels, work
+    from dreamkit.remake import check_work
 
-    budget = budget_of(settings, device)
-    plans = record.ran.get("plans")
-    needed = work(recipe, size, plans, device.type == "cuda") / 1e6
-    if needed > budget:
-        raise DreamkitError(f"{picture}: making it again takes {needed:,.1f} million pixel-steps "
-                            f"of work, more than the budget of {budget:g} (--budget); pass "
-                            f"--budget {needed:.0f} to go ahead")
-    peak = peak_pixels(recipe, size, plans)
-    if peak > budget * PIXELS_PER_MILLION:
-        raise DreamkitError(f"{picture}: one step of it holds {peak:,} pixels at once, more "
-                            f"memory than the budget of {budget:g} allows; pass --budget "
-                            f"{peak / PIXELS_PER_MILLION:.0f} to go ahead")
+    check_work(recipe, size, record.ran.get("plans"), budget_of(settings, device),
+               device.type == "cuda", what=f"{picture}: making it again")
 
 
 def _deadline(budget: float):

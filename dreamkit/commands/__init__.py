@@ -18,13 +18,14 @@ from dreamkit.commands import (
     linearity,
     microscope,
     reproduce,
+    studio,
     video,
     vis,
     zoom,
 )
 
 COMMANDS = [dream, layers, vis, microscope, direction, dictionary, linearity, fetch_weights,
-            gallery, reproduce, zoom, video]
+            gallery, reproduce, zoom, video, studio]
 
 
 def name_of(command: ModuleType) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from dreamkit.commands.common import (
@@ -128,32 +127,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dream_and_save(args, net, image, recipe, out: Path) -> None:
-    """Dream (retrying at half the lr with --auto-recover), save with the record; on Ctrl-C
+    """Dream and save with the record (retrying at half the lr with --auto-recover); on Ctrl-C
     with --save-partial, save the last finished octave with its record."""
-    from dreamkit.dream import dream
     from dreamkit.image_io import save_image
     from dreamkit.records import Record, provenance
-    from dreamkit.targets import objective_of
+    from dreamkit.remake import dream_picture
 
     finished: dict = {}
-
-    def record(settings, ran, done=None) -> dict:
-        return Record(replace(recipe, settings=settings), net.weights_sha256(),
-                      provenance(ran), octaves_done=done).metadata()
 
     def keep(index: int, so_far) -> None:
         finished.update(octaves=index + 1, image=so_far)
 
-    ran: dict = {}
     try:
-        result = dream(net, image, objective_of(recipe.target, recipe.model), recipe.settings,
-                       progress=show_progress(args), on_octave=keep, ran=ran,
-                       recover=RECOVER_TRIES - 1 if args.auto_recover else 0)
+        dream_picture(net, image, recipe, out, on_octave=keep, progress=show_progress(args),
+                      recover=RECOVER_TRIES - 1 if args.auto_recover else 0)
     except KeyboardInterrupt:
         if args.save_partial and finished:
             done = finished["octaves"]
-            save_image(finished["image"], out, metadata=record(recipe.settings,
-                                                               {"device": str(net.device)}, done))
+            record = Record(recipe, net.weights_sha256(), provenance({"device": str(net.device)}),
+                            octaves_done=done)
+            save_image(finished["image"], out, metadata=record.metadata())
             print(f"{out}: saved the dream as of octave {done}", file=sys.stderr)
         raise
-    save_image(result, out, metadata=record(result.settings, ran))

@@ -65,6 +65,7 @@ from dreamkit.settings.jobs import (
     LinearitySettings,
     MicroscopeSettings,
     ReproduceSettings,
+    StudioSettings,
     VideoSettings,
     frame_range,
 )
@@ -75,10 +76,11 @@ __all__ = [
     "MAX_FRAMES", "MAX_K", "MAX_MAX_PIXELS", "MAX_PATH", "MAX_SEED", "MAX_SIDE", "MAX_STEPS",
     "MAX_TARGETS", "MAX_TEXT", "MAX_TILES", "MICROSCOPE_CPU_RENDER", "MIN_SIDE", "PARAMS",
     "PIXEL_BUDGET", "PRECISIONS", "PREVIEW_SIDE", "SAVE_EXTENSIONS", "TRANSFORMS", "Bounds",
-    "DictionarySettings", "DirectionSettings", "DreamSettings", "FrameRange", "LinearitySettings",
-    "MicroscopeSettings", "RenderSettings", "ReproduceSettings", "Settings", "VideoSettings",
-    "ZoomSettings", "check", "check_batch", "check_max_pixels", "check_text", "check_threads",
-    "cores", "frame_range", "label", "setting",
+    "DictionarySettings", "DirectionSettings", "DreamSettings", "FrameRange",
+    "LinearitySettings", "MicroscopeSettings", "RenderSettings", "ReproduceSettings",
+    "Settings", "StudioSettings", "VideoSettings", "ZoomSettings", "check", "check_batch",
+    "check_max_pixels", "check_text", "check_threads", "cores", "frame_range", "label",
+    "setting",
 ]
 
 

@@ -54,6 +54,25 @@ class DirectionSettings(Settings):
     k: int = setting(8, "number of directions (pca)", low=1, high=MAX_DIRECTIONS)
 
 
+@dataclass(frozen=True)
+class StudioSettings(Settings):
+    """How a studio serves: its port and its limits (waiting jobs, jobs per page, work per job,
+    uploads, results kept, how long an unwatched job lives)."""
+
+    kind: ClassVar[str] = "studio"
+    port: int = setting(8765, "port", low=1, high=65535)
+    queue: int = setting(8, "jobs that may wait; more are refused", low=1, high=1000)
+    per_page: int = setting(3, "jobs one page may have queued or running", low=1, high=1000)
+    budget: float | None = setting(None, "millions of pixel-steps one job may take", kind=float,
+                                   above=0, high=1e6, optional=True, metavar="M",
+                                   unset="reproduce's: 4 on a CPU, about 10 s; 1024 on a GPU")
+    max_upload_mb: int = setting(16, "largest upload, in MB", low=1, high=1024, metavar="MB")
+    keep: int = setting(12, "results each page keeps, oldest dropped", low=1, high=1000,
+                        metavar="K")
+    heartbeat: float = setting(30.0, "drop a job whose page has not asked about it for S "
+                               "seconds", low=1, high=3600, metavar="S")
+
+
 MICROSCOPE_CPU_RENDER = {"size": 112, "steps": 128}  # the vis recipe at a size a CPU finishes
 
 
