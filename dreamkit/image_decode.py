@@ -28,6 +28,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from dreamkit.errors import DreamkitError
 from dreamkit.files import FileError, regular_file
+from dreamkit.settings import MAX_MAX_PIXELS
 
 _READ_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG includes MPO
 _FORMAT_NAMES = "PNG, JPEG, GIF, WebP, BMP or TIFF"
@@ -274,8 +275,10 @@ def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 def decode_image(path: object, max_pixels: int | None, all_frames: bool) -> torch.Tensor:
     """The pixels of an image file, (3, H, W) or all frames (N, 3, H, W), in [0, 1]."""
-    if max_pixels is not None and (not isinstance(max_pixels, int) or max_pixels < 1):
-        raise _error(path, f"max_pixels must be a positive integer or None, not {max_pixels!r}")
+    if max_pixels is not None and (not isinstance(max_pixels, int) or isinstance(max_pixels, bool)
+                                   or not 1 <= max_pixels <= MAX_MAX_PIXELS):
+        raise _error(path, f"max_pixels (--max-pixels) must be an integer from 1 to "
+                           f"{MAX_MAX_PIXELS:,} or None, not {max_pixels!r}")
     p = _check_regular_file(path)
     with _strict_pillow(max_pixels):
         try:

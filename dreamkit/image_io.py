@@ -86,10 +86,6 @@ def load_image(
             not an image, truncated, corrupt, too large), as
             ``"<path>: <problem>"``.
     """
-    from dreamkit.settings import check_max_pixels
-
-    if max_pixels is not None:
-        check_max_pixels(max_pixels)
     return decode_image(path, max_pixels, all_frames)
 
 
