@@ -137,7 +137,7 @@ class WrappedModel(Model):
                 except Exception:  # noqa: BLE001 - a fixed input size: keep this one
                     self.preprocess.insert(0, Resize(probe_side))
             seen = self._declare(seen, layouts)
-            logits = self._logits(output, discovering=True)
+            logits = self._logits(output)
             shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else ()
             for path, entry in seen.items():
                 if len(entry.shape) == 3 and grid_of(entry.shape[1]):
@@ -179,7 +179,7 @@ class WrappedModel(Model):
         return {name: (Seen(shape, 1, i), what)
                 for i, (name, (shape, what)) in enumerate(found.items())}
 
-    def _logits(self, output: object, discovering: bool = False) -> torch.Tensor | None:
+    def _logits(self, output: object) -> torch.Tensor | None:
         """The logits in the module's output, as `logits=` says (None: the model has none)."""
         choice = self.choose_logits
         if choice == "auto":
