@@ -261,6 +261,22 @@ def picture_objective(pictures: tuple[tuple[Target, ...], ...], model: str):
     return Objective.sum(terms, [1.0] + [t.weight for t in spread])
 
 
+def dream_target(table: LayerTable, model: str, *, layer: str | None = None,
+                 channel: int | None = None, guide: str | None = None,
+                 direction: str | None = None, negate: bool = False) -> Target:
+    """The one target of a dream (`dreamkit dream`'s flags, the studio's form), checked: a
+    layer's norm (default layer), a channel, a guide image or a direction `FILE[:ROW]`."""
+    if (direction and (guide or channel is not None)) or (guide and channel is not None):
+        raise DreamkitError("--direction, --guide and --channel cannot be combined")
+    name = layer or (None if direction else table.default)
+    target = (Target.of_direction(direction, name) if direction
+              else Target.of_guide(name, guide) if guide  # type: ignore[arg-type]
+              else Target.of_channel(name, channel) if channel is not None  # type: ignore[arg-type]
+              else Target.layer_norm(name))  # type: ignore[arg-type]
+    target = target.resolve(table, model)
+    return target.negated() if negate else target
+
+
 def parse_channel_list(text: str, layer: str, channels: int) -> list[int]:
     """`0-3,7` -> [0, 1, 2, 3, 7], each checked against the layer's channel count."""
     picked: list[int] = []

@@ -35,10 +35,9 @@ from dreamkit.commands.common import (
     table_and_model,
     written,
 )
-from dreamkit.errors import DreamkitError
 from dreamkit.models.catalog import DEFAULT_MODEL, dream_defaults
 from dreamkit.settings import DreamSettings
-from dreamkit.targets import Target
+from dreamkit.targets import Target, dream_target
 
 RECOVER_TRIES = 4  # --auto-recover: the lr, then half, a quarter and an eighth of it
 
@@ -80,21 +79,8 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 def target_of(args: argparse.Namespace, table) -> Target:
     """The one target the flags ask for, checked against the model's table."""
-    if args.direction and (args.guide or args.channel is not None):
-        raise DreamkitError("--direction cannot be combined with --channel or --guide")
-    if args.guide and args.channel is not None:
-        raise DreamkitError("--guide and --channel cannot be combined")
-    layer = args.layer or (None if args.direction else table.default)
-    if args.direction:
-        target = Target.of_direction(args.direction, layer)
-    elif args.guide:
-        target = Target.of_guide(layer, args.guide)
-    elif args.channel is not None:
-        target = Target.of_channel(layer, args.channel)
-    else:
-        target = Target.layer_norm(layer)
-    target = target.resolve(table, args.model)
-    return target.negated() if args.negate else target
+    return dream_target(table, args.model, layer=args.layer, channel=args.channel,
+                        guide=args.guide, direction=args.direction, negate=args.negate)
 
 
 def default_output(image: str, target: Target, model: str) -> Path:

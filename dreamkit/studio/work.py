@@ -5,7 +5,7 @@ requests and calls these):
 |------------------------------|-------------------------------------------------------------|
 | check an uploaded photo      | `dreamkit.image_io.load_image(path, max_pixels=...)`        |
 | a model's layer table        | `dreamkit.layer_table` / `load_model(...).layers`           |
-| the dream's target           | `dreamkit.commands.dream.target_of` (as `dreamkit dream`)   |
+| the dream's target           | `dreamkit.targets.dream_target` (as `dreamkit dream`)       |
 | the dream's settings         | `DreamSettings.from_dict` over `dream_defaults(model)`      |
 | the work a job may take      | `dreamkit.remake.work` / `peak_pixels`, reproduce's budget   |
 | dream and save with a record | `dream`, `objective_of`, `Record`, `provenance`, `save_image`|
@@ -16,7 +16,6 @@ requests and calls these):
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import threading
@@ -139,8 +138,8 @@ def png_bytes(image) -> bytes:
 def dream_recipe(models: Models, ask: dict, photo: Path, direction_file: str | None):
     """The `Recipe` of a dream the page asks for (model, layer, channel or direction row,
     negate, settings), checked exactly as `dreamkit dream` checks its flags."""
-    from dreamkit.commands.dream import target_of
     from dreamkit.records import Photo, Recipe
+    from dreamkit.targets import dream_target
 
     model = models.check(ask.get("model"))
     given = ask.get("settings") or {}
@@ -158,9 +157,8 @@ def dream_recipe(models: Models, ask: dict, photo: Path, direction_file: str | N
         direction = f"{direction_file}:{row}"
     else:
         direction = None
-    args = argparse.Namespace(model=model, layer=layer, channel=channel, guide=None,
-                              direction=direction, negate=bool(ask.get("negate")))
-    target = target_of(args, models.table(model))
+    target = dream_target(models.table(model), model, layer=layer, channel=channel,
+                          direction=direction, negate=bool(ask.get("negate")))
     return Recipe("dream", model, (target,), settings, Photo.of(photo))
 
 
