@@ -187,8 +187,8 @@ def bench_wrapped(device: torch.device, channels: int, steps: int, size: int,
 def plain_examples(net: Model, paths: list[Path], k: int) -> dict:
     """The examples as a plain loop finds them: each photo alone, the whole network run."""
     from dreamkit.capture import capture_resolved
+    from dreamkit.examples import TopK
     from dreamkit.image_io import load_image
-    from dreamkit.microscope.examples import TopK
     from dreamkit.photos import view
 
     found = {layer: TopK.empty(range(net.layers.resolve(layer).channels), k)
@@ -207,8 +207,8 @@ def plain_examples(net: Model, paths: list[Path], k: int) -> dict:
 
 def bench_examples(net: Model, device: torch.device, folder: Path, count: int,
                    repeats: int) -> list[dict]:
+    from dreamkit.examples import stream
     from dreamkit.image_io import list_images
-    from dreamkit.microscope.examples import stream
 
     paths = list_images(folder)[:count]
     layers = {layer: list(range(net.layers.resolve(layer).channels)) for layer in EXAMPLE_LAYERS}

@@ -18,7 +18,7 @@ from PIL import Image
 
 from dreamkit.capture import capture
 from dreamkit.cli import main
-from dreamkit.microscope.examples import TopK, stream
+from dreamkit.examples import TopK, stream
 from dreamkit.photos import view
 from tests.helpers import PHOTOS, call, requires_photos, requires_weights
 
@@ -89,7 +89,7 @@ def test_the_streaming_pass_memory_does_not_grow_with_the_folder(tmp_path):
     folder = _photos(tmp_path / "many", 1000, size=24)
     code = ("import sys, resource; from pathlib import Path; import torch\n"
             "torch.set_num_threads(1)\n"
-            "from dreamkit.models import load_model; from dreamkit.microscope.examples import"
+            "from dreamkit.models import load_model; from dreamkit.examples import"
             " stream\n"
             "net = load_model('bvlc_googlenet')\n"
             "paths = sorted(Path(sys.argv[1]).iterdir())[:int(sys.argv[2])]\n"

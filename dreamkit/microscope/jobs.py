@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
+import dreamkit.examples as examples
 from dreamkit.capture import capture_resolved
 from dreamkit.files import write_json
 from dreamkit.image_io import load_image, save_image
-from dreamkit.microscope import examples
 from dreamkit.microscope.plan import SHARD, Job, Site
 from dreamkit.models.base import Model
 from dreamkit.photos import SIDE, view

@@ -1,5 +1,5 @@
-"""Dataset examples: the photos of a folder that excite each channel most, in one streaming
-pass.
+"""Dataset examples (for the microscope, atlases and dictionaries): the photos of a folder that
+excite each channel most, in one streaming pass.
 
 Photos are read, checked and batched by a background loader (unreadable files are skipped and
 counted), run through the network without gradients as far as the deepest chosen layer, and
