@@ -76,6 +76,22 @@ class Directions:
     def __repr__(self) -> str:
         return f"Directions({self.describe()})"
 
+    def codes(self, acts: torch.Tensor) -> torch.Tensor:
+        """A dictionary's sparse feature codes, as its encoder computes them: vectors (N, C) ->
+        (N, K), or activation maps (B, C, H, W) -> (B, K, H, W), position by position."""
+        k = self.stats.get("k")
+        if self.method != "dictionary":
+            raise DreamkitError(f"a {self.method} direction file has no encoder; give a "
+                                "dictionary (dreamkit dictionary fit)")
+        if not isinstance(k, (int, float)) or k != int(k) or not 1 <= k <= len(self.vectors):
+            raise DreamkitError(f"a dictionary's k must be 1 to {len(self.vectors)}, not {k}")
+        e = {name: t.to(acts.device) for name, t in self.extras.items()}
+        rows = acts.movedim(1, -1) if acts.dim() == 4 else acts
+        codes = feature_codes(rows.reshape(-1, rows.shape[-1]).float(), e["encoder"],
+                              e["encoder_bias"], e["center"], float(e["scale"]), int(k))
+        codes = codes.view(*rows.shape[:-1], -1)
+        return codes.movedim(-1, 1) if acts.dim() == 4 else codes
+
     def _repr_html_(self) -> str:
         from dreamkit.display import heat_strip
 
@@ -94,6 +110,21 @@ class Directions:
             save_file(tensors, str(tmp), metadata=metadata)
             _sort_header(tmp)
         return Path(path)
+
+
+def feature_response(x: torch.Tensor, encoder: torch.Tensor, bias: torch.Tensor,
+                     center: torch.Tensor, scale: float) -> torch.Tensor:
+    """Each dictionary feature's response to vectors x (N, C) before the top-k choice,
+    ReLU(W (x - center) / scale + b): (N, K)."""
+    return torch.relu(((x - center) / scale) @ encoder.T + bias)
+
+
+def feature_codes(x: torch.Tensor, encoder: torch.Tensor, bias: torch.Tensor,
+                  center: torch.Tensor, scale: float, k: int) -> torch.Tensor:
+    """Sparse codes (N, K): the `k` largest responses of each vector, the others zero."""
+    response = feature_response(x, encoder, bias, center, scale)
+    top = torch.topk(response, k, dim=1)
+    return torch.zeros_like(response).scatter(1, top.indices, top.values)
 
 
 def _sort_header(path: Path) -> None:

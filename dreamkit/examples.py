@@ -61,6 +61,13 @@ class TopK:
     def merge(self, other: TopK) -> None:
         self.add(other.values, other.photos, other.y, other.x)
 
+    def select(self, channels: Sequence[int]) -> TopK:
+        """The rows of `channels` (each one this holds), in that order."""
+        where = {c: i for i, c in enumerate(self.channels)}
+        rows = torch.tensor([where[c] for c in channels], dtype=torch.long)
+        return TopK(list(channels), self.k, self.values[rows], self.photos[rows], self.y[rows],
+                    self.x[rows])
+
     def to_dict(self) -> dict:
         return {"channels": self.channels, "k": self.k, "values": self.values.tolist(),
                 "photos": self.photos.tolist(), "y": self.y.tolist(), "x": self.x.tolist()}
@@ -79,10 +86,19 @@ BATCH = {"cpu": 4, "cuda": 32}  # photos per forward: a CPU gains nothing from m
 
 def stream(net: Model, paths: Sequence[Path], layers: dict[str, list[int]], k: int,
            batch: int | None = None, workers: int | None = None, first: int = 0,
-           progress: Callable[[int], None] | None = None) -> tuple[dict[str, TopK], int]:
+           progress: Callable[[int], None] | None = None,
+           transforms: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+           observe: Callable[[str, torch.Tensor], None] | None = None
+           ) -> tuple[dict[str, TopK], int]:
     """One pass over `paths` (photo i is number `first + i`): {layer: TopK} for the chosen
     channels of each layer, and how many photos could not be read. Photos are read by a
-    background loader process when a core is free for it (`workers` None), else in turn."""
+    background loader process when a core is free for it (`workers` None), else in turn.
+
+    A layer of `transforms` has its activations (B, C, H, W) mapped first, position by
+    position, to other units (B, K, H, W), such as a dictionary's feature codes: its
+    `layers` entry then names those units. `observe(layer, values)` sees every batch's values
+    (B, chosen, H, W) of each layer."""
+    transforms = transforms or {}
     found = {layer: TopK.empty(channels, k) for layer, channels in layers.items()}
     batch = batch or BATCH.get(net.device.type, BATCH["cuda"])
     if workers is None:  # a loader process only where a core is free for it
@@ -99,7 +115,12 @@ def stream(net: Model, paths: Sequence[Path], layers: dict[str, list[int]], k: i
             with torch.no_grad():
                 acts = capture_resolved(net, images, list(layers))
             for layer, top in found.items():
-                act = acts[layer][:, top.channels].float()  # (B, C, H, W)
+                act = acts[layer]
+                if layer in transforms:
+                    act = transforms[layer](act.float())
+                act = act[:, top.channels].float()  # (B, C, H, W)
+                if observe is not None:
+                    observe(layer, act)
                 flat = act.flatten(2)
                 best, where = flat.max(2)  # (B, C)
                 width = act.shape[-1]

@@ -166,6 +166,25 @@ def check_folder(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def check_job_folder(path: Path, manifest: str, plan: dict, what: str, differs: str) -> None:
+    """A resumable job folder (a microscope site, an atlas), checked before any work: a folder
+    we may write that is empty or holds this very `plan` in its `manifest` file; `what` names
+    the kind of folder and `differs` what another plan may differ in, for the error."""
+    check_folder(path)
+    found_file = path / manifest
+    if found_file.is_file():
+        try:
+            found = json.loads(found_file.read_text())
+        except (OSError, ValueError):
+            found = None
+        if found != plan:
+            owner = found.get("model") if isinstance(found, dict) else "an unreadable plan"
+            raise DreamkitError(f"{path}: holds another {what} ({owner}, {differs}); choose "
+                                "another -o or remove it")
+    elif path.exists() and any(path.iterdir()):
+        raise DreamkitError(f"{path}: is not empty and holds no {what}; choose another -o")
+
+
 # --------------------------------------------------------------------------- writing
 
 

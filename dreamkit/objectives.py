@@ -263,20 +263,27 @@ def neuron(
 
 
 COS_FLOOR = 0.1  # cosines below this count as this in `direction` (as lucid's floor)
+NEURON_COS_POWER = 4.0  # `direction`'s default cosine power at one position (lucid's atlases)
 
 
-def direction(layer: str, vector: torch.Tensor, cossim_power: float = 0.0) -> Objective:
+def direction(layer: str, vector: torch.Tensor, cossim_power: float | None = None,
+              x: int | None = None, y: int | None = None) -> Objective:
     """Alignment of the activations with a direction, (C,) for all images or (B, C) per image.
 
     Per image: the mean over positions of (a . v) * max(cos(a, v), COS_FLOOR) ** cossim_power,
     with v the unit vector; power 0 is the plain mean projection, higher powers reward the
-    direction itself over merely large activations.
+    direction itself over merely large activations. With a position `x`, `y` in the layer's
+    grid (one of them missing: the centre's) only that position counts: the direction of one
+    neuron, as activation atlases render their cells. The power defaults to 0 over all
+    positions and to `NEURON_COS_POWER` at one position.
     """
     vector = torch.as_tensor(vector, dtype=torch.float32)
     if vector.dim() not in (1, 2):
         raise DreamkitError(f"a direction is a (C,) or (B, C) vector, not {tuple(vector.shape)}")
     unit = vector / vector.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     batch = unit.shape[0] if unit.dim() == 2 else None
+    at = None if x is None and y is None else (x, y)
+    power = (NEURON_COS_POWER if at else 0.0) if cossim_power is None else cossim_power
     moved: dict[torch.device, torch.Tensor] = {}
 
     def fn(a: Activations) -> torch.Tensor:
@@ -287,14 +294,20 @@ def direction(layer: str, vector: torch.Tensor, cossim_power: float = 0.0) -> Ob
             )
         if acts.device not in moved:  # once per device, not every step
             moved[acts.device] = unit.to(acts.device)
+        if at is not None:
+            h, w = acts.shape[-2:]
+            col, row = w // 2 if x is None else x, h // 2 if y is None else y
+            if not (0 <= col < w and 0 <= row < h):
+                raise DreamkitError(f"position ({col}, {row}) is outside {layer}'s {w}x{h} grid")
+            acts = acts[..., row:row + 1, col:col + 1]
         v = moved[acts.device].expand(acts.shape[0], -1)
         dot = torch.einsum("bchw,bc->bhw", acts, v)
-        if cossim_power:
+        if power:
             cos = dot / acts.norm(dim=1).clamp_min(1e-6)
-            dot = dot * cos.clamp_min(COS_FLOOR).pow(cossim_power)
+            dot = dot * cos.clamp_min(COS_FLOOR).pow(power)
         return dot.flatten(1).mean(1)
 
-    name = f"{layer} direction (cos^{cossim_power})"
+    name = f"{layer} direction (cos^{power})" + ("" if at is None else f" @x={x},y={y}")
     return Objective(fn, [layer], name, batch=batch,
                      labels=None if batch is None else [f"{name} {i}" for i in range(batch)])
 

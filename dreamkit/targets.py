@@ -380,7 +380,9 @@ def _directions_batched(targets: Sequence[Target], model: str) -> Objective:
 
     import dreamkit.objectives as o
 
-    return o.direction(targets[0].layer, torch.stack([t.vector(model) for t in targets]))  # type: ignore[arg-type]
+    first = targets[0]  # a batch shares the position (`batch_objective`)
+    return o.direction(first.layer, torch.stack([t.vector(model) for t in targets]),  # type: ignore[arg-type]
+                       x=first.x, y=first.y)
 
 
 def _objectives():
@@ -402,7 +404,7 @@ for _kind in (
          resolve=_resolve_class, label=_class_label, stem=lambda t: f"class{t.class_index}",
          batched=lambda ts, m: _objectives().class_logit([t.class_index for t in ts])),
     Kind("direction", ("layer", "file"),
-         lambda t, m: _objectives().direction(t.layer, t.vector(m)),
+         lambda t, m: _objectives().direction(t.layer, t.vector(m), x=t.x, y=t.y),
          resolve=_resolve_direction, label=lambda t: f"{Path(t.file or '').stem}:{t.row}",
          stem=_file_stem, batched=_directions_batched, rows=True,
          file_flag="--direction FILE"),

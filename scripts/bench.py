@@ -22,6 +22,8 @@
       independent / blend / flow, on 24 frames of ../shared/videos/bikes.mp4 at 320 px and on
       a synthetic pan + zoom over a photo; and frames per second at 640x272 with the share of
       time spent in optical flow;
+  (t) an activation atlas of inception4c over the photo folder, only when asked (`--cases t`,
+      a long case on a CPU; see `bench_atlas.py`): time, share per phase, memory;
   (f) start-up: `dream --help`, `dreamkit --help` and an argument error, each in a fresh
       Python process, vs a process that only imports torch (what every answer cost when the
       CLI imported torch first).
@@ -74,6 +76,7 @@ QUICK = dict(dream_size=128, dream_steps=10, channels=4, vis_steps=4, vis_size=6
 FULL["photos"], QUICK["photos"] = 128, 8
 FULL.update(video_frames=24, video_side=320, speed_frames=3)
 QUICK.update(video_frames=4, video_side=160, speed_frames=1)
+FULL["atlas_photos"], QUICK["atlas_photos"] = 500, 12
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
 EXAMPLE_LAYERS = ("inception3b", "inception4c")
 PLAIN_EXAMPLES = "plain loop: one photo at a time, full forward, stock torch modules"
@@ -368,6 +371,10 @@ def ratios(rows: list[dict]) -> dict[str, float]:
             clip = row["case"].split(",")[0].removeprefix("(v) video ")
             out[f"video warp error / input's, {row['variant']}, {clip}"] = row["stability"]
             out[f"video strength / independent, {row['variant']}, {clip}"] = row["strength"]
+        if "atlas_shares" in row:
+            out.update({f"atlas share of time in {k}": v for k, v in row["atlas_shares"].items()})
+            out["atlas faithfulness (cells beating their neighbours)"] = row["faithfulness"]
+            out["atlas layout trustworthiness"] = row["trustworthiness"]
         if "flow_share" in row:
             out["video frames per second (640x272)"] = row["frames_per_second"]
             out["video share of time in optical flow"] = row["flow_share"]
@@ -393,8 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a CPU smoke run")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--cases", default="abcdefg",
-                        help="which of the cases a-i and v to run (h and i: GPU cases, v: the "
-                             "video case; not default)")
+                        help="which of the cases a-i, t and v to run (h and i: GPU cases, t: "
+                             "the atlas, v: the video case; not default)")
     parser.add_argument("--precisions", metavar="LIST",
                         help="case g's precisions (default: fp32,bf16 on CUDA, fp32 on a CPU)")
     parser.add_argument("--images", type=Path, metavar="DIR",
@@ -433,6 +440,12 @@ def main(argv: list[str] | None = None) -> int:
             rows += bench_examples(net, device, folder, sizes["photos"], sizes["repeats"])
     if "f" in args.cases:
         rows += bench_startup(sizes["repeats"])
+    if "t" in args.cases:
+        from bench_atlas import bench_atlas
+
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = _photo_folder(args.images, sizes["atlas_photos"], Path(scratch))
+            rows += bench_atlas(net, device, folder, sizes["atlas_photos"])
     if "v" in args.cases:
         rows += bench_video(net, sizes["video_frames"], sizes["video_side"],
                             sizes["speed_frames"])

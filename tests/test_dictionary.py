@@ -187,6 +187,39 @@ def test_fitting_beats_the_baselines_and_is_reproducible_bit_for_bit(fitted, tmp
 @requires_weights
 @requires_photos
 @pytest.mark.slow
+def test_the_report_measures_downstream_fidelity_and_label_purity(fitted):
+    """The layer replaced by the dictionary's reconstruction keeps more of the network than
+    mean ablation or random directions; every unit family has a label-purity distribution
+    over the 60 photos, and the printed table shows both."""
+    import json
+
+    from dreamkit.dictionary import table
+
+    path, _ = fitted
+    report = json.loads(path.with_suffix(".json").read_text())
+    downstream = report["downstream"]
+    assert downstream["photos"] == 6 and downstream["target"] == "ImageNet class"
+    methods = downstream["methods"]
+    mine, ablated = methods["dictionary"], methods["mean ablation"]
+    assert mine["kl"] < ablated["kl"] and mine["top1_agreement"] >= ablated["top1_agreement"]
+    assert mine["ce_recovered"] > methods["random directions (top-k)"]["ce_recovered"]
+    low, high = mine["ce_recovered_interval"]
+    assert low <= mine["ce_recovered"] <= high
+    purity = report["label_purity"]
+    assert purity["photos"] == 60 and purity["top"] == 16 and "class" not in purity
+    group = purity["group"]
+    assert group["features"]["units"] + group["features"]["left_out"] == report["features"]
+    assert group["neurons"]["units"] + group["neurons"]["left_out"] == report["channels"]
+    for family in ("features", "neurons", "random directions"):
+        assert 1 / 16 <= group[family]["q1"] <= group[family]["median"] <= group[family]["q3"] <= 1
+    assert [f["feature"] for f in purity["top_features"]] == report["top_features"]
+    printed = table(report)
+    assert "CE recovered" in printed and "label purity" in printed
+
+
+@requires_weights
+@requires_photos
+@pytest.mark.slow
 def test_feature_visualizations_excite_their_own_feature_most(fitted, googlenet, workdir):
     """Acceptance 2: `vis --direction d:I` for 8 top features; on at least 7 of the 8
     pictures the feature's projection is the largest among the 8 pictures."""

@@ -9,6 +9,7 @@ A command module has a docstring (its first line is the command's summary, the r
 from types import ModuleType
 
 from dreamkit.commands import (
+    atlas,
     dictionary,
     direction,
     dream,
@@ -24,7 +25,7 @@ from dreamkit.commands import (
     zoom,
 )
 
-COMMANDS = [dream, layers, vis, microscope, direction, dictionary, linearity, fetch_weights,
+COMMANDS = [dream, layers, vis, microscope, atlas, direction, dictionary, linearity, fetch_weights,
             gallery, reproduce, zoom, video, studio]
 
 

@@ -11,13 +11,17 @@ seeds. Each error is divided by the typical distance between two photos' activat
 (yardstick) and by the change a linear map predicts (relative). Baselines: random pixel
 directions (with the photos' yardstick), He-initialised weights, and the trained weights
 shuffled within each layer. Every error and share has a 95% bootstrap interval over photos.
-Writes OUTDIR/linearity.json, .csv and .png and prints the summary tables.
+With --dictionary (a file of `dreamkit dictionary fit`), the seeds' question: do pairs of its
+feature directions, added at its layer, act on the logits more additively than pairs of
+neurons or of random directions of the same norm? Writes OUTDIR/linearity.json, .csv and .png
+and prints the summary tables.
 
 examples:
   dreamkit linearity --images ../shared/photos -o linearity/
   dreamkit linearity --images ../shared/photos --models bvlc_googlenet,squeezenet1_1 -o out/
   dreamkit linearity --images photos/ --count 16 --superposition-layers none --no-plot -o out/
   dreamkit linearity --images photos/ --models squeezenet1_1 --layers low,mid,high -o out/
+  dreamkit linearity --images photos/ --models bvlc_googlenet --dictionary d.safetensors -o out/
 """
 
 from __future__ import annotations
@@ -38,7 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", required=True, metavar="DIR", help="folder of photos")
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                         help="folder for linearity.json, .csv and .png")
-    add_settings(parser.add_argument_group("what to measure"), LinearitySettings)
+    what = parser.add_argument_group("what to measure")
+    add_settings(what, LinearitySettings)
+    what.add_argument("--dictionary", metavar="FILE",
+                      help="also probe the feature directions of this dictionary (dreamkit "
+                           "dictionary fit) against neurons and random directions")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the file names")
     add_device_argument(parser)
@@ -48,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from dreamkit.linearity import linearity, tables
 
     settings = settings_from(args, LinearitySettings)
-    measured = linearity(args.images, args.output, settings,
+    measured = linearity(args.images, args.output, settings, dictionary=args.dictionary,
                          device=resolve_device(args.device), plot=not args.no_plot,
                          progress=show_progress(args))
     if not args.quiet:

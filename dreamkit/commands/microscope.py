@@ -6,14 +6,19 @@ For each chosen layer and channel: the channel's visualization (the vis recipe; 
 diverse variants, the centre neuron's visualization, with --images the photos of the folder
 that excite it most (cut around the most active position at the size of the layer's
 receptive field, with a heat map and the activation), and the channels of the previous chosen
-layer that drive it most (activation x gradient). The site is static: SITE/index.html opens
-from disk. Jobs are independent and written atomically: run it again to resume after a kill,
-or under torchrun to share the jobs between ranks (rank 0 writes the pages). Every picture
-keeps its record (`dreamkit reproduce SITE/layers/L/c7.jpg`).
+layer that drive it most (activation x gradient). With --dictionary (a file of `dreamkit
+dictionary fit`) the site shows the dictionary's features as its layer's channels: those
+--channels names, else the --features most often active on the photos, each with its
+visualization (the decoder atom as a direction), examples with heat maps of its code, the
+classes it pushes up and down, and a histogram of its codes. The site is static:
+SITE/index.html opens from disk. Jobs are independent and written atomically: run it again to
+resume after a kill, or under torchrun to share the jobs between ranks (rank 0 writes the
+pages). Every picture keeps its record (`dreamkit reproduce SITE/layers/L/c7.jpg`).
 
 examples:
   dreamkit microscope --layers inception3b,inception4c --channels 0-15 --images photos/ -o site
   dreamkit microscope --model efficientnet_lite0 --layers mid --channels 0-31 -o lite
+  dreamkit microscope --dictionary d.safetensors --images photos/ --features 64 -o features
   torchrun --nproc-per-node 2 -m dreamkit microscope --layers mid --images photos/ -o site
 """
 
@@ -36,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what to show")
     what.add_argument("--images", metavar="DIR",
                       help="a folder of photos for the dataset examples (default: none)")
+    what.add_argument("--dictionary", metavar="FILE",
+                      help="show this dictionary's features (dreamkit dictionary fit) as the "
+                           "channels of its layer")
     add_settings(what, MicroscopeSettings)
     how = parser.add_argument_group("render settings (on a CPU the defaults are --size "
                                     f"{MICROSCOPE_CPU_RENDER['size']} --steps "
@@ -63,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     args.device = str(device)
     built = microscope(open_model(args), args.output, settings, render, images=args.images,
-                       progress=show_progress(args))
+                       dictionary=args.dictionary, progress=show_progress(args))
     if built.flat and ranks.is_main and not args.quiet:
         print(f"{', '.join(built.flat)}: no positions, so visualizations only (no dataset "
               "examples or neurons)", file=sys.stderr)

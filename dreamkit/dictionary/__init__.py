@@ -3,7 +3,9 @@ fitted on a folder of photos, measured against same-size baselines, and saved as
 file that `vis --direction`, `dream --direction` and the rest already read.
 
 collect.py streams activation vectors into fixed-size samples, sae.py trains the autoencoder
-(with `overcomplete`), evaluate.py measures it, report.py prints and writes the report.
+(with `overcomplete`), evaluate.py measures it on held-out vectors, downstream.py by what the
+rest of the network does with its reconstruction, purity.py by the labels of its features' top
+photos; report.py prints and writes the report, sweep.py fits and measures several sizes.
 """
 
 from __future__ import annotations
@@ -17,10 +19,19 @@ from pathlib import Path
 
 import torch
 
-from dreamkit.dictionary.collect import Samples, collect
-from dreamkit.dictionary.evaluate import evaluate, steering, steering_directions, top_features
+from dreamkit.dictionary.collect import HELD_OUT_EVERY, VIEWS, Samples, collect, later_layer
+from dreamkit.dictionary.downstream import HELD_PHOTOS, fidelity, held_photos, reconstructions
+from dreamkit.dictionary.evaluate import (
+    evaluate,
+    random_directions,
+    steering,
+    steering_directions,
+    top_features,
+)
+from dreamkit.dictionary.purity import TOP_PHOTOS, feature_groups, label_purity, labels, top_photos
 from dreamkit.dictionary.report import table, write_report
 from dreamkit.dictionary.sae import Codec, train
+from dreamkit.dictionary.sweep import Sweep, dictionary_sweep
 from dreamkit.directions import Directions
 from dreamkit.errors import DreamkitError
 from dreamkit.settings import DictionarySettings
@@ -29,8 +40,8 @@ STEERING_PHOTOS = 8
 STEERING_DIRECTIONS = 4
 TOP_FEATURES = 16  # the report lists the features most often active on held-out vectors
 
-__all__ = ["Codec", "Fit", "codec_of", "collect", "fit", "fit_dictionary", "table",
-           "write_report"]
+__all__ = ["Codec", "Fit", "Sweep", "codec_of", "collect", "dictionary_sweep", "fit",
+           "fit_dictionary", "table", "write_report"]
 
 
 @dataclass
@@ -53,30 +64,43 @@ def fit_dictionary(net, model: str, images: str | os.PathLike[str], layer: str,
     features, `k` active per vector, to `layer` of `net` (named `model` in the file) over the
     photos in `images`; write it to `output` (.safetensors) with its report beside it
     (.json, and with `plot` .png). Every input and output is checked before the work."""
-    from dreamkit.settings import MAX_FEATURES, Bounds, check
-
     settings = settings or DictionarySettings()
     output = Path(output)
     paths = check_outputs(output, images, plot)
-    info = net.layers.resolve(layer)
-    if info.stride is None:
-        raise DreamkitError(f"{info.name} has no spatial positions; fit a dictionary to a "
-                            "convolutional layer")
-    features = settings.features
-    if features is None:
-        check("expansion (--expansion)", settings.expansion,
-              Bounds(float, low=2 / info.channels, high=MAX_FEATURES / info.channels))
-        features = max(2, round(settings.expansion * info.channels))
-    check("k (--k)", settings.k, Bounds(int, low=1, high=min(features, info.channels)))
+    info = spatial_layer(net, layer)
+    features = dictionary_size(info.channels, settings.features, settings.expansion, settings.k)
     start = time.monotonic()
-    with _bars(progress) as bar:
+    with progress_bars(progress) as bar:
         result = fit(net, model, paths, info.name, features, settings.k, seed=settings.seed,
-                     epochs=settings.epochs, progress=bar)
+                     epochs=settings.epochs, views=settings.views, progress=bar)
     result.directions.save(output)
     result.report["seconds"] = round(time.monotonic() - start, 1)
     result.written = [output, *write_report(result.report, result.distributions, output,
                                             plot=plot)]
     return result
+
+
+def spatial_layer(net, layer: str):
+    """The layer's table entry (a name or a tier), refused unless it has positions."""
+    info = net.layers.resolve(layer)
+    if info.stride is None:
+        raise DreamkitError(f"{info.name} has no spatial positions; fit a dictionary to a "
+                            "convolutional layer")
+    return info
+
+
+def dictionary_size(channels: int, features: int | None, expansion: float, k: int,
+                    k_name: str = "k (--k)") -> int:
+    """The number of features (`features`, else `expansion` x `channels`), after checking it
+    and `k` (at most the features and the channels) against the layer."""
+    from dreamkit.settings import MAX_FEATURES, Bounds, check
+
+    if features is None:
+        check("expansion (--expansion)", expansion,
+              Bounds(float, low=2 / channels, high=MAX_FEATURES / channels))
+        features = max(2, round(expansion * channels))
+    check(k_name, k, Bounds(int, low=1, high=min(features, channels)))
+    return features
 
 
 def check_outputs(output: Path, images: str | os.PathLike[str], plot: bool,
@@ -98,7 +122,7 @@ def check_outputs(output: Path, images: str | os.PathLike[str], plot: bool,
 
 
 @contextlib.contextmanager
-def _bars(visible: bool) -> Iterator:
+def progress_bars(visible: bool) -> Iterator:
     """A `progress(unit, total)` that opens a tqdm bar (shown when `visible`), all closed
     afterwards."""
     from dreamkit.progress import tqdm
@@ -126,30 +150,39 @@ def codec_of(directions: Directions) -> Codec:
                  float(extras["scale"]), int(directions.stats["k"]))
 
 
-def later_layer(net, layer: str) -> str:
-    """The deepest spatial layer of the model's table (the logits when `layer` is it)."""
-    table = net.layers
-    deeper = [name for name in table.names[table.index(layer) + 1:]
-              if name != table.logits and net.is_cut(name)]
-    return deeper[-1] if deeper else table.logits
-
-
 def fit(net, model: str, paths: Sequence[Path], layer: str, features: int, k: int, *,
-        seed: int = 0, epochs: int = 30, progress=None) -> Fit:
+        seed: int = 0, epochs: int = 30, views: int = VIEWS, progress=None) -> Fit:
     """Collect, train, evaluate: the dictionary as a direction file and its report."""
-    samples = collect(net, paths, layer, later_layer(net, layer), seed=seed,
+    samples = collect(net, paths, layer, later_layer(net, layer), views=views, seed=seed,
                       progress=progress and progress("photos", len(paths)))
     codec = train(samples.train, features, k, epochs=epochs, seed=seed,
                   progress=progress and progress("epochs", epochs))
     report, distributions = evaluate(codec, samples.train, samples.held, samples.held_view,
                                      samples.later, seed)
     report["top_features"] = top_features(codec, samples.held, TOP_FEATURES)
+    held = held_photos(net, paths, layer, progress=progress and progress(
+        "held-out photos", min(len(paths) // HELD_OUT_EVERY, HELD_PHOTOS)))
     chosen = report["top_features"][:STEERING_DIRECTIONS]
-    size = float((samples.held - samples.train.mean(0)).norm(dim=1).median())
-    photos = _steering_photos(paths)
-    report["steering"] = steering(net, layer, photos,
+    mean = samples.train.mean(0)
+    size = float((samples.held - mean).norm(dim=1).median())
+    report["steering"] = steering(net, layer, held.images[:STEERING_PHOTOS],
                                   steering_directions(codec, chosen, seed), size)
-    report.update(photos=samples.photos, skipped=samples.skipped, seed=seed, epochs=epochs)
+    atoms = random_directions(features, codec.decoder.shape[1], seed)  # evaluate's baseline
+    report["downstream"] = fidelity(net, layer, held, reconstructions(codec, samples.train,
+                                                                      atoms), mean, seed=seed)
+    classes = labels(paths)
+    if classes is None or len(classes) < TOP_PHOTOS:
+        report["label_purity"] = {"skipped": f"needs {TOP_PHOTOS} or more photos whose file "
+                                  "names give their ImageNet class (<index>_<wnid>_...)"}
+    else:
+        tops = top_photos(net, paths, layer, codec, atoms, mean,
+                          progress=progress and progress("photos (examples)", len(paths)))
+        report["label_purity"], purities = label_purity(tops, classes, seed)
+        report["label_purity"]["top_features"] = feature_groups(
+            tops["features"], classes, report["top_features"])
+        distributions.update(purities)
+    report.update(photos=samples.photos, skipped=samples.skipped, seed=seed, epochs=epochs,
+                  views=views)
     stats = {"k": k, "features": features, "seed": seed, "epochs": epochs,
              "r2": report["r2"]["dictionary"], "r2_neurons": report["r2"]["neurons (top-k)"],
              "r2_random": report["r2"]["random directions (top-k)"],
@@ -159,20 +192,3 @@ def fit(net, model: str, paths: Sequence[Path], layer: str, features: int, k: in
               "scale": torch.tensor([codec.scale])}
     directions = Directions(codec.decoder, layer, model, "dictionary", stats, extras)
     return Fit(directions, codec, report, distributions, samples)
-
-
-def _steering_photos(paths: Sequence[Path]) -> torch.Tensor:
-    """A few of the readable held-out photos, as the network sees them."""
-    from dreamkit.dictionary.collect import HELD_OUT_EVERY, SIDE
-    from dreamkit.photos import Photos
-
-    held = Photos([p for i, p in enumerate(paths) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1],
-                  side=SIDE)
-    found = []
-    for i in range(len(held)):
-        image, _ = held[i]
-        if image is not None:
-            found.append(image)
-        if len(found) == STEERING_PHOTOS:
-            break
-    return torch.stack(found)

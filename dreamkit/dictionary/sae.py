@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dreamkit.directions import feature_codes, feature_response
 from dreamkit.errors import DreamkitError
 
 AUX_PENALTY = 1 / 32  # weight of the dead-feature auxiliary loss (Gao et al.)
@@ -38,13 +39,11 @@ class Codec:
 
     def response(self, x: torch.Tensor) -> torch.Tensor:
         """Each feature's activation before the top-k choice, ReLU(W x + b): (N, K)."""
-        return torch.relu(self.standardize(x) @ self.encoder.T + self.bias)
+        return feature_response(x, self.encoder, self.bias, self.center, self.scale)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Sparse codes (N, K): the `k` largest responses of each vector, others zero."""
-        response = self.response(x)
-        top = torch.topk(response, self.k, dim=1)
-        return torch.zeros_like(response).scatter(1, top.indices, top.values)
+        return feature_codes(x, self.encoder, self.bias, self.center, self.scale, self.k)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Vectors (N, C) in the layer's own units."""

@@ -1,11 +1,12 @@
 """Every number of the linearity report for one network, each with its bootstrap interval.
 
 `measure` runs the pixel-space probes of every layer, the latent probes of every layer the
-logits depend on alone, the two-objects test and (for trained weights) superposition, and
-returns flat `Row`s. Two denominators are reported for every probe: the photos' yardstick
-(the typical distance between two different photos' activations; random directions use the
-photos' one too, so their row compares with the row above) and the change a linear map
-predicts (relative error, comparable across k).
+logits depend on alone, the two-objects test and (for trained weights) superposition and,
+given a dictionary of the network, the additivity of its feature directions against neurons
+and random directions (`features`), and returns flat `Row`s. Two denominators are reported
+for every probe: the photos' yardstick (the typical distance between two different photos'
+activations; random directions use the photos' one too, so their row compares with the row
+above) and the change a linear map predicts (relative error, comparable across k).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 import torch
 
 from dreamkit.capture import capture_resolved
-from dreamkit.linearity import baselines, objects, superposition
+from dreamkit.directions import Directions
+from dreamkit.linearity import baselines, features, objects, superposition
 from dreamkit.linearity.probes import Probe, Prober, in_batches, probe_all, random_like, yardstick
 from dreamkit.linearity.stats import Resamples, pair_mean, t_interval
 from dreamkit.models.base import Model
@@ -26,13 +28,14 @@ TS = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875)
 
 @dataclass(frozen=True)
 class Row:
-    """One number: `space` pixels | latent | objects | scale | superposition; `scale`
-    yardstick | relative | share | rms | value; [low, high] its 95 % interval over `n`."""
+    """One number: `space` pixels | latent | objects | scale | superposition | directions;
+    `scale` yardstick | relative | share | rms | value; [low, high] its 95 % interval over
+    `n`. A directions row's `parameter` is the norm each direction is added with."""
 
     network: str
     weights: str  # trained | kaiming | shuffled
     space: str
-    directions: str  # photos | random | pca | network | linear network
+    directions: str  # photos | random | pca | network | linear network | features.KINDS
     measure: str
     scale: str
     layer: str
@@ -55,6 +58,7 @@ class Options:
     layers: tuple[str, ...] = ()  # the layers probed (and the logits); empty: every layer
     seeds: int = 3
     render: dict = field(default_factory=lambda: {"size": 64, "steps": 64})
+    dictionary: Directions | None = None  # its feature directions are probed on its model
 
 
 class _Rows:
@@ -154,6 +158,13 @@ def measure(net: Model, photos: torch.Tensor, partners: torch.Tensor, weights: s
     if weights == "trained":
         _objects(net, photos, partners, fx[logits], options, out)
         _superposition(net, photos, options, out, generator)
+    if weights == "trained" and options.dictionary and options.dictionary.model == net.name:
+        layer = net.layers.resolve(options.dictionary.layer).name
+        found, yards, size = features.additivity(net, layer, photos, options.dictionary,
+                                                 options.batch, options.seed)
+        for kind, probes in found.items():
+            out.probes("directions", kind, {("additivity", size): probes}, yards,
+                       {"logits": layer})
     return out.rows
 
 

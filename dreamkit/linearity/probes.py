@@ -39,7 +39,7 @@ from dreamkit.probing import (  # noqa: F401 - the probes' vocabulary, used acro
 )
 
 
-def _averaged(found: list[dict[str, Probe]]) -> dict[str, Probe]:
+def averaged(found: list[dict[str, Probe]]) -> dict[str, Probe]:
     """Per photo, the mean of the probes with each of its partners."""
     def mean(values: list[torch.Tensor | None]) -> torch.Tensor | None:
         return None if values[0] is None else torch.stack(values).mean(0)
@@ -63,11 +63,11 @@ def probe_all(prober: Prober, x: torch.Tensor, at: dict[str, torch.Tensor],
         found[("homogeneity", k)] = prober.score(
             centre + k * deltas, lambda n, k=k: at_centre[n] + k * (at[n] - at_centre[n]),
             lambda n: at_centre[n], pixels)
-    found[("additivity", None)] = _averaged([prober.score(
+    found[("additivity", None)] = averaged([prober.score(
         x + deltas[p], lambda n, p=p: at[n] + at[n][p] - at_centre[n], lambda n: at_centre[n],
         pixels) for p in partners])
     for t in ts:
-        found[("blend", t)] = _averaged([prober.score(
+        found[("blend", t)] = averaged([prober.score(
             (1 - t) * x + t * x[p], lambda n, t=t, p=p: (1 - t) * at[n] + t * at[n][p],
             lambda n: at[n], pixels) for p in partners])
     return found

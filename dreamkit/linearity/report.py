@@ -222,7 +222,27 @@ def tables(rows: Sequence[Row]) -> str:
         parts.append(_latent_table(trained))
         parts.append(_objects_table(trained))
         parts.append(_superposition_table(trained))
+        parts.append(_directions_table(trained))
     return "\n\n".join(p for p in parts if p)
+
+
+def _directions_table(trained: Sequence[Row]) -> str:
+    rows = [r for r in trained if r.space == "directions"]
+    if not rows:
+        return ""
+    got = {(r.directions, r.measure, r.scale): r for r in rows}
+    kinds = list(dict.fromkeys(r.directions for r in rows))
+    def cell(row: Row | None) -> str:  # three digits: at a feature's size errors are small
+        return "–" if row is None else f"{row.value:.3g} [{row.low:.3g}, {row.high:.3g}]"
+
+    lines = [[kind, *(cell(got.get((kind, m, s))) for m, s in (
+        ("additivity", "yardstick"), ("additivity (own class)", "yardstick"),
+        ("additivity", "relative")))] for kind in kinds]
+    return (f"Directions added in pairs at {rows[0].layer} (each of norm {rows[0].parameter:.3g}"
+            " at every position): additivity of the logits, g(h + a + b) against g(h + a) + "
+            "g(h + b) - g(h), per photo the mean over the pairs\n\n" +
+            _table(["directions", "additivity", "additivity, own class", "additivity (rel.)"],
+                   lines))
 
 
 def _latent_table(trained: Sequence[Row]) -> str:

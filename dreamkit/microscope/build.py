@@ -43,40 +43,57 @@ def render_defaults(device: torch.device) -> dict:
 
 
 def plan_of(net: Model, settings: MicroscopeSettings, render: RenderSettings,
-            images: str | os.PathLike[str] | None):
-    """The site's plan: layers (names or tiers), channels, photos, every setting."""
+            images: str | os.PathLike[str] | None,
+            dictionary: str | os.PathLike[str] | None = None):
+    """The site's plan: layers (names or tiers), channels, photos, every setting; with a
+    `dictionary`, its layer, whose channels are the dictionary's features."""
     from dreamkit.image_io import list_images
-    from dreamkit.microscope.plan import Plan
+    from dreamkit.microscope.features import dictionary_plan
+    from dreamkit.microscope.plan import Features, Plan
     from dreamkit.targets import parse_channel_list
 
+    features = None
     layers = list(dict.fromkeys(net.layers.resolve(name.strip()).name
                                 for name in settings.layers.split(",") if name.strip()))
     if not layers:
         raise DreamkitError(f"layers names no layer ({settings.layers[:100]!r}); give names or "
                             "tiers such as low,mid,high")
     infos = [net.layers.resolve(layer) for layer in layers]
-    channels = [tuple(parse_channel_list(settings.channels, i.name, i.channels))
-                if settings.channels else tuple(range(i.channels)) for i in infos]
+    if dictionary is not None:
+        layer, chosen, fields = dictionary_plan(net, dictionary, settings.layers,
+                                                settings.channels, settings.features,
+                                                bool(images))
+        layers, infos, features = [layer], [net.layers.resolve(layer)], Features(**fields)
+        channels = [chosen]
+    else:
+        channels = [tuple(parse_channel_list(settings.channels, i.name, i.channels))
+                    if settings.channels else tuple(range(i.channels)) for i in infos]
     if sum(map(len, channels)) > MAX_TARGETS:
         raise DreamkitError(f"{sum(map(len, channels))} channels; one site shows at most "
                             f"{MAX_TARGETS}")
     photos = tuple(str(p.resolve()) for p in list_images(images)) if images else ()
     return Plan(net.name, net.weights_sha256(), tuple(layers), tuple(channels),
                 tuple(i.stride is not None for i in infos), render, settings.variants,
-                settings.diversity, settings.batch, settings.examples, photos)
+                settings.diversity, settings.batch, settings.examples, photos, features)
 
 
 def microscope(net: Model, output: str | os.PathLike[str],
                settings: MicroscopeSettings | None = None, render: RenderSettings | None = None,
-               *, images: str | os.PathLike[str] | None = None, progress: bool = False
+               *, images: str | os.PathLike[str] | None = None,
+               dictionary: str | os.PathLike[str] | None = None, progress: bool = False
                ) -> Built:
     """Build (or resume) the microscope site of `net` in the folder `output`: for each chosen
     channel its visualization, variants, centre neuron, with `images` its dataset examples,
-    and its strongest inputs from the previous layer. Runs on `net`'s device; under torchrun
-    the ranks share the jobs (rank 0 writes the pages). `render` defaults to
+    and its strongest inputs from the previous layer. With `dictionary` (a file of
+    `dreamkit dictionary fit`), the site shows that dictionary's features as its layer's
+    channels: `settings.channels` names them, else the `settings.features` most often active
+    on the photos; each with its visualization (the decoder atom as a direction), examples
+    with heat maps of its code, logit effects and code histogram. Runs on `net`'s device;
+    under torchrun the ranks share the jobs (rank 0 writes the pages). `render` defaults to
     `render_defaults` for the device."""
     from dreamkit.distributed import deterministic, process_group, ranks_from_env, run_jobs
     from dreamkit.files import check_folder
+    from dreamkit.microscope.features import chosen
     from dreamkit.microscope.jobs import make, merged
     from dreamkit.microscope.pages import write_pages
     from dreamkit.microscope.plan import Site
@@ -88,7 +105,7 @@ def microscope(net: Model, output: str | os.PathLike[str],
     start = time.monotonic()
     ranks = ranks_from_env()
     deterministic()
-    site = Site(Path(output), plan_of(net, settings, render, images))
+    site = Site(Path(output), plan_of(net, settings, render, images, dictionary))
     site.check()
     flat = [layer for layer, spatial in zip(site.plan.layers, site.plan.spatial, strict=True)
             if not spatial and images]
@@ -96,6 +113,11 @@ def microscope(net: Model, output: str | os.PathLike[str],
     with process_group(device, ranks):
         if ranks.is_main:
             site.claim()
+        early = run_jobs(site.phase0(), is_finished=site.done,
+                         make=lambda job: make(job, site, net), finish=lambda: None,
+                         device=device, ranks=ranks, scratch=_scratch(site), progress=progress,
+                         unit="job")
+        site = chosen(site)
         first = run_jobs(site.phase1(), is_finished=site.done,
                          make=lambda job: make(job, site, net), finish=lambda: None,
                          device=device, ranks=ranks, scratch=_scratch(site), progress=progress,
@@ -109,8 +131,8 @@ def microscope(net: Model, output: str | os.PathLike[str],
         second = run_jobs(site.phase2(), is_finished=site.done,
                           make=lambda job: make(job, site, net), finish=pages, device=device,
                           ranks=ranks, scratch=[], progress=progress, unit="job")
-    return Built(site.root / "index.html", first.total + second.total,
-                 first.pending + second.pending, flat, skipped[0],
+    return Built(site.root / "index.html", early.total + first.total + second.total,
+                 early.pending + first.pending + second.pending, flat, skipped[0],
                  round(time.monotonic() - start, 1))
 
 

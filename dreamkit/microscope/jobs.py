@@ -1,5 +1,5 @@
 """Making each job of a microscope site (see `plan`): renders with their records, example
-shards, example crops with heat maps, and the circuits view."""
+shards, example crops with heat maps, the circuits view, and a dictionary's logit effects."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import dreamkit.examples as examples
 from dreamkit.capture import capture_resolved
 from dreamkit.files import write_json
 from dreamkit.image_io import load_image, save_image
+from dreamkit.microscope import features
 from dreamkit.microscope.plan import SHARD, Job, Site
 from dreamkit.models.base import Model
 from dreamkit.photos import SIDE, view
@@ -26,7 +27,16 @@ STRONGEST = 6  # inputs shown per sign in the circuits view
 
 def make(job: Job, site: Site, net: Model) -> None:
     {"vis": _vis, "neuron": _vis, "variants": _variants, "examples": _examples,
-     "crops": _crops, "circuits": _circuits}[job.kind](job, site, net)
+     "crops": _crops, "circuits": _circuits, "effects": features.effects}[job.kind](
+        job, site, net)
+
+
+def _target(site: Site, layer: str, c: int, neuron: bool = False) -> Target:
+    """Channel `c`'s target; on a dictionary site, feature `c`'s decoder atom as a direction."""
+    shown = site.plan.features
+    if shown is None:
+        return Target.of_channel(layer, c, neuron=neuron)
+    return Target("direction", layer=layer, file=shown.file, row=c, sha256=shown.sha256)
 
 
 def _render(site: Site, net: Model, pictures: tuple, seed: int) -> tuple[list, dict]:
@@ -45,7 +55,7 @@ def _save(site: Site, net: Model, image: torch.Tensor, path: Path, pictures: tup
 
 def _vis(job: Job, site: Site, net: Model) -> None:
     neuron = job.kind == "neuron"
-    pictures = tuple((Target.of_channel(job.layer, c, neuron=neuron),) for c in job.channels)
+    pictures = tuple((_target(site, job.layer, c, neuron),) for c in job.channels)
     seed = site.plan.settings.seed + job.channels[0] + (1_000_003 if neuron else 0)
     images, ran = _render(site, net, pictures, seed)
     for i, (c, image) in enumerate(zip(job.channels, images, strict=True)):
@@ -60,7 +70,7 @@ def _vis(job: Job, site: Site, net: Model) -> None:
 def _variants(job: Job, site: Site, net: Model) -> None:
     plan = site.plan
     spread = Target.diversity(job.layer, plan.diversity)
-    pictures = tuple((Target.of_channel(job.layer, c), spread) for c in job.channels
+    pictures = tuple((_target(site, job.layer, c), spread) for c in job.channels
                      for _ in range(plan.variants))
     seed = plan.settings.seed + job.channels[0] + 2_000_003
     images, ran = _render(site, net, pictures, seed)
@@ -70,20 +80,34 @@ def _variants(job: Job, site: Site, net: Model) -> None:
               seed, ran)
 
 
-def _spatial_layers(site: Site) -> dict[str, list[int]]:
+def _spatial_layers(site: Site, tracked: bool = False) -> dict[str, list[int]]:
+    """The channels of each layer with positions (`tracked`: the features a dictionary
+    site's examples pass follows)."""
     plan = site.plan
-    return {layer: list(channels) for layer, channels, spatial in
+    shown = plan.features
+    return {layer: shown.tracked(channels) if tracked and shown else list(channels)
+            for layer, channels, spatial in
             zip(plan.layers, plan.channels, plan.spatial, strict=True) if spatial}
+
+
+def _codes(site: Site, net: Model) -> dict:
+    """{layer: activations -> feature codes} on a dictionary site, else {}."""
+    if site.plan.features is None:
+        return {}
+    return {site.plan.layers[0]: features.dictionary(site, net).codes}
 
 
 def _examples(job: Job, site: Site, net: Model) -> None:
     plan = site.plan
     first = job.shard * SHARD
     paths = [Path(p) for p in plan.photos[first:first + SHARD]]
-    found, skipped = examples.stream(net, paths, _spatial_layers(site), plan.examples,
-                                     first=first)
-    write_json(site.shard(job.shard), {"skipped": skipped,
-                                       "layers": {k: v.to_dict() for k, v in found.items()}})
+    layers = _spatial_layers(site, tracked=True)
+    seen = features.Activity(len(next(iter(layers.values())))) if plan.features else None
+    found, skipped = examples.stream(net, paths, layers, plan.examples, first=first,
+                                     transforms=_codes(site, net),
+                                     observe=None if seen is None else lambda _, c: seen.observe(c))
+    data = {"skipped": skipped, "layers": {k: v.to_dict() for k, v in found.items()}}
+    write_json(site.shard(job.shard), {**data, **({"activity": seen.to_dict()} if seen else {})})
 
 
 def merged(site: Site) -> tuple[dict[str, examples.TopK], int]:
@@ -96,7 +120,7 @@ def merged(site: Site) -> tuple[dict[str, examples.TopK], int]:
         data = json.loads(site.shard(shard).read_text())
         skipped += int(data["skipped"])
         for layer, top in data["layers"].items():
-            total[layer].merge(examples.TopK.from_dict(top))
+            total[layer].merge(examples.TopK.from_dict(top).select(total[layer].channels))
     return total, skipped
 
 
@@ -107,12 +131,13 @@ def _crops(job: Job, site: Site, net: Model) -> None:
     photos = sorted({int(p) for p in top.photos.flatten() if p >= 0})
     views = {p: view(load_image(plan.photos[p])) for p in photos}
     maps = {}
+    transform = _codes(site, net).get(job.layer, lambda acts: acts)
     for start in range(0, len(photos), 16):
         chunk = photos[start:start + 16]
         with torch.no_grad():
             acts = capture_resolved(net, torch.stack([views[p] for p in chunk]).to(
-                net.device, net.dtype), [job.layer])[job.layer].float().cpu()
-        maps.update(zip(chunk, acts, strict=True))
+                net.device, net.dtype), [job.layer])[job.layer].float()
+        maps.update(zip(chunk, transform(acts)[:, top.channels].cpu(), strict=True))
     data = {"field": list(field), "channels": {}}
     for row, c in enumerate(top.channels):
         shown = []
@@ -120,7 +145,7 @@ def _crops(job: Job, site: Site, net: Model) -> None:
             p = int(top.photos[row, i])
             if p < 0:
                 continue
-            act = maps[p][c]
+            act = maps[p][row]
             box = examples.crop_box(int(top.y[row, i]), int(top.x[row, i]), tuple(act.shape),
                                     field)
             t, left, h, w = box

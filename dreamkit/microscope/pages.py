@@ -1,7 +1,9 @@
 """The static pages of a microscope site: an index of layers, one page per layer with a
 lazy-loaded grid of its channels (search by number, arrow keys), and one page per channel with
-its visualizations, dataset examples and strongest inputs. Pages open from disk: no server, no
-network, every text escaped."""
+its visualizations, dataset examples and strongest inputs. On a dictionary site the channels
+are features: the index lists them by how often they are active, and each feature's page adds
+its logit effects and a histogram of its codes. Pages open from disk: no server, no network,
+every text escaped."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ figure{margin:0 0 8px}figcaption{font-size:12px;color:#555}
 .example img{height:112px}ul{margin:4px 0}
 .inputs{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:8px}
 .inputs img{width:40px;height:40px;vertical-align:middle;margin-right:4px}
+.hist rect{fill:#2a5db0}.hist text{font-size:10px;fill:#555}
 """
 
 LAYER_SCRIPT = """
@@ -80,22 +83,28 @@ def write_pages(site: Site, tiers: dict[str, str], skipped: int) -> list:
     """Write every page of the site; returns their paths."""
     e = html.escape
     plan = site.plan
+    unit = "feature" if plan.features else "channel"
     rows = []
     for layer, channels in zip(plan.layers, plan.channels, strict=True):
-        folder = f"layers/{e(slug(layer))}"
+        folder = e(site.folder(layer).relative_to(site.root).as_posix())
         preview = "".join(f'<a href="{folder}/c{c}.html"><img loading="lazy" '
-                          f'src="{folder}/t{c}.jpg" alt="channel {c}"></a>'
+                          f'src="{folder}/t{c}.jpg" alt="{unit} {c}"></a>'
                           for c in channels[:PREVIEW])
         rows.append(f'<tr><td><a class="layer" href="{folder}/index.html">{e(layer)}</a></td>'
                     f"<td>{e(tiers.get(layer, ''))}</td><td>{len(channels)}</td>"
                     f'<td class="preview">{preview}</td></tr>')
     note = f"; {skipped} unreadable photos skipped" if skipped else ""
-    body = (f"<p>{sum(map(len, plan.channels))} channels of {len(plan.layers)} layers, with "
-            f"their feature visualizations{', dataset examples from ' if plan.photos else ''}"
+    what = (f"{sum(map(len, plan.channels))} channels of {len(plan.layers)} layers" if not
+            plan.features else f"{len(plan.channels[0])} of the {plan.features.count} features "
+            f"of the dictionary {e(plan.features.file.rsplit('/', 1)[-1])} of {e(plan.layers[0])}")
+    body = (f"<p>{what}, with their feature visualizations"
+            f"{', dataset examples from ' if plan.photos else ''}"
             f"{f'{len(plan.photos)} photos' if plan.photos else ''}{note}. Made by dreamkit "
             f"{e(__version__)}; every picture keeps its record: <code>dreamkit reproduce "
             "PICTURE.jpg</code> makes it again.</p>\n<table><tr><th>layer</th><th>tier</th>"
-            "<th>channels</th><th>first channels</th></tr>" + "".join(rows) + "</table>")
+            f"<th>{unit}s</th><th>first {unit}s</th></tr>" + "".join(rows) + "</table>")
+    if plan.features:
+        body += _feature_table(site)
     written = [write_text(site.root / "index.html",
                           _page(f"{plan.model} microscope", "dreamkit microscope", body))]
     for layer, channels, spatial in zip(plan.layers, plan.channels, plan.spatial, strict=True):
@@ -110,29 +119,34 @@ def _layer_pages(site: Site, layer: str, channels: list[int], spatial: bool) -> 
     circuits = _json(site.circuits(layer))
     previous = plan.previous(layer)
     before = set(plan.channels[plan.layers.index(previous)]) if previous else set()
+    unit = "feature" if plan.features else "channel"
+    effects = _json(site.effects(layer))
     cards = []
     for c in channels:
         best = (f'<img loading="lazy" src="e{c}_0.jpg" alt="best example of {c}">'
                 if examples.get(str(c)) else "")
         cards.append(f'<a class="card" href="c{c}.html" data-channel="{c}" tabindex="0">'
-                     f'<img loading="lazy" src="t{c}.jpg" alt="channel {c}">{best}'
+                     f'<img loading="lazy" src="t{c}.jpg" alt="{unit} {c}">{best}'
                      f"<span>{c}</span></a>")
     nav = '<a href="../../index.html">all layers</a>'
-    body = ('<p><label>channel <input id="find" type="number" min="0" autocomplete="off">'
+    body = (f'<p><label>{unit} <input id="find" type="number" min="0" autocomplete="off">'
             "</label> (/ to search, arrow keys to move, Enter to open)</p>\n"
             f'<div class="grid">{"".join(cards)}</div>')
+    title = f"{plan.model} · {layer}" + (" features" if plan.features else "")
     written = [write_text(site.folder(layer) / "index.html",
-                          _page(f"{plan.model} · {layer}", nav, body, LAYER_SCRIPT))]
+                          _page(title, nav, body, LAYER_SCRIPT))]
     for i, c in enumerate(channels):
         links = [f'<a id="up" href="index.html">{e(layer)}</a>']
         if i > 0:
             links.append(f'<a id="prev" href="c{channels[i - 1]}.html">← {channels[i - 1]}</a>')
         if i + 1 < len(channels):
             links.append(f'<a id="next" href="c{channels[i + 1]}.html">{channels[i + 1]} →</a>')
+        objective = ("the decoder atom as a direction objective" if plan.features
+                     else "channel objective")
         parts = [f'<section><h2>Feature visualization</h2><div class="row"><figure>'
-                 f'<img class="big" src="c{c}.jpg" alt="visualization of channel {c}">'
-                 "<figcaption>channel objective</figcaption></figure>"]
-        if spatial:
+                 f'<img class="big" src="c{c}.jpg" alt="visualization of {unit} {c}">'
+                 f"<figcaption>{objective}</figcaption></figure>"]
+        if spatial and not plan.features:
             parts.append(f'<figure><img class="big" src="n{c}.jpg" alt="neuron {c}">'
                          "<figcaption>centre neuron</figcaption></figure>")
         parts.append("</div>")
@@ -147,15 +161,18 @@ def _layer_pages(site: Site, layer: str, channels: list[int], spatial: bool) -> 
                 f'<figure class="example"><img src="e{c}_{j}.jpg" alt="example {j}">'
                 f"<figcaption>{item['value']:.3g} · {e(item['photo'].rsplit('/', 1)[-1])}"
                 "</figcaption></figure>" for j, item in enumerate(shown))
+            what = ("feature's code (its activation, from the dictionary's encoder at each "
+                    "position)" if plan.features else "channel's activation")
             parts.append("<section><h2>Dataset examples</h2><p>The photos that excite it most"
-                         ", cut around the most active position (left) and with the channel's"
-                         f' activation over it (right).</p><div class="row">{figures}</div>'
-                         "</section>")
+                         f", cut around the most active position (left) and with the {what}"
+                         f' over it (right).</p><div class="row">{figures}</div></section>')
         inputs = circuits.get("channels", {}).get(str(c))
         if inputs:
             parts.append(_circuit(inputs, previous or "", before))
+        if effects.get("features", {}).get(str(c)):
+            parts.append(_effects(effects, str(c), layer))
         written.append(write_text(site.folder(layer) / f"c{c}.html", _page(
-            f"{plan.model} · {layer} · channel {c}", " · ".join(links), "".join(parts),
+            f"{plan.model} · {layer} · {unit} {c}", " · ".join(links), "".join(parts),
             CHANNEL_SCRIPT)))
     return written
 
@@ -182,3 +199,65 @@ def _circuit(inputs: dict, previous: str, before: set[int]) -> str:
     if inputs["all"] != inputs["site"]:
         text += f"<p>Among all of {e(previous)}'s channels:</p>" + lists(inputs["all"])
     return text + "</section>"
+
+
+def _classes(pairs: list) -> str:
+    return ", ".join(f"{html.escape(name)} ({change:+.2f})" for name, change in pairs) or "none"
+
+
+def _effects(effects: dict, c: str, layer: str) -> str:
+    """A feature's logit effects and the histogram of its codes."""
+    mine = effects["features"][c]
+    return ("<section><h2>Logit effects</h2><p>The change of the logits when the feature's "
+            f"decoder atom, at its mean code where active (+{mine['strength']:.3g} in "
+            f"{html.escape(layer)}'s units), is added at every position, measured through the "
+            f"rest of the network (not a linear approximation), mean over {effects['photos']} "
+            "photos.</p>"
+            f"<p><b>pushes up</b>: {_classes(mine['up'])}</p>"
+            f"<p><b>pushes down</b>: {_classes(mine['down'])}</p></section>"
+            "<section><h2>Activation histogram</h2>"
+            f"<p>Active at {mine['frequency']:.2%} of {effects['positions']:,} positions of the"
+            f" photos (mean code there {mine['mean']:.3g}); the codes where active, on a log "
+            f"scale:</p>{_histogram(mine['counts'], effects['edges'])}</section>")
+
+
+def _histogram(counts: list[int], edges: list[float], bars: int = 32) -> str:
+    """An inline SVG bar chart of counts over log-spaced bins, cropped to the bins in use and
+    merged to at most `bars` bars."""
+    used = [i for i, n in enumerate(counts) if n] or [0]
+    first, last = used[0], used[-1] + 1
+    group = -(-(last - first) // bars)
+    merged = [sum(counts[i:min(i + group, last)]) for i in range(first, last, group)]
+    width, height, top = 320, 80, max(max(merged), 1)
+    step = width / len(merged)
+    shapes = "".join(f'<rect x="{i * step:.1f}" y="{height - height * n / top:.1f}" '
+                     f'width="{max(step - 1, 1):.1f}" height="{height * n / top:.1f}"></rect>'
+                     for i, n in enumerate(merged) if n)
+    ends = (edges[first], edges[min(first + group * len(merged), len(edges) - 1)])
+    labels = (f'<text x="0" y="{height + 12}">{ends[0]:.3g}</text>'
+              f'<text x="{width - 30}" y="{height + 12}">{ends[1]:.3g}</text>')
+    return (f'<svg class="hist" width="{width}" height="{height + 16}" role="img" '
+            f'aria-label="histogram of the codes">{shapes}{labels}</svg>')
+
+
+def _feature_table(site: Site) -> str:
+    """The index's list of a dictionary site's features, most often active first, with what
+    each pushes up."""
+    e = html.escape
+    layer = site.plan.layers[0]
+    folder = e(site.folder(layer).relative_to(site.root).as_posix())
+    found = _json(site.effects(layer)).get("features", {})
+    channels = sorted(site.plan.channels[0],
+                      key=lambda c: -found.get(str(c), {}).get("frequency", 0))
+    rows = []
+    for c in channels:
+        mine = found.get(str(c), {})
+        share = f"{mine['frequency']:.2%}" if mine else "–"
+        up = _classes(mine.get("up", [])[:3]) if mine else "–"
+        rows.append(f'<tr><td><a class="feature" href="{folder}/c{c}.html"><img loading="lazy" '
+                    f'src="{folder}/t{c}.jpg" alt="feature {c}"> {c}</a></td><td>{share}</td>'
+                    f"<td>{up}</td></tr>")
+    return ("<h2>Features</h2><p>Most often active on the photos first: the share of the "
+            "photos' positions where the feature's code is above zero, and the classes it "
+            "pushes up most.</p><table class=\"preview\"><tr><th>feature</th><th>active</th>"
+            "<th>pushes up</th></tr>" + "".join(rows) + "</table>")

@@ -3,7 +3,10 @@ independent jobs that make it.
 
 Phase 1 jobs render feature visualizations (a batch of channels per job), centre-neuron
 visualizations, diverse variants, and stream shards of the photo folder for dataset examples;
-phase 2 jobs cut the examples and weigh each channel's inputs from the previous layer. Every
+phase 2 jobs cut the examples and weigh each channel's inputs from the previous layer. A
+dictionary site (`Features`: a dictionary's features are its layer's channels) streams the
+photos first (phase 0: examples, and how often each feature is active, which chooses the
+features shown), and its phase 2 also measures each feature's logit effects. Every
 job writes its files atomically, so a killed run resumes with only the missing jobs, under one
 process or many (`dreamkit.distributed`). `microscope.json` holds the plan: a folder holding
 another plan is refused, never overwritten.
@@ -12,16 +15,31 @@ another plan is refused, never overwritten.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from dreamkit.errors import DreamkitError
 from dreamkit.settings import RenderSettings
 
 MANIFEST = "microscope.json"
 SHARD = 64  # photos per examples job
+
+
+@dataclass(frozen=True)
+class Features:
+    """A dictionary shown as a layer: its file (absolute) and SHA-256, its feature count, and
+    how many of the features most often active on the photos to show (0: the plan's
+    channels name them)."""
+
+    file: str
+    sha256: str
+    count: int
+    top: int
+
+    def tracked(self, channels: tuple[int, ...]) -> list[int]:
+        """The features the examples pass follows: all of them while the shown ones are still
+        to be chosen, else the chosen ones."""
+        return list(range(self.count)) if self.top else list(channels)
 
 
 @dataclass(frozen=True)
@@ -39,14 +57,18 @@ class Plan:
     batch: int
     examples: int
     photos: tuple[str, ...]  # the photo folder's files, in order
+    features: Features | None = None  # a dictionary site: its one layer's features
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "weights": self.weights, "layers": list(self.layers),
-                "channels": [list(c) for c in self.channels], "spatial": list(self.spatial),
-                "settings": self.settings.to_dict(), "variants": self.variants,
-                "diversity": self.diversity, "batch": self.batch, "examples": self.examples,
-                "photos": len(self.photos),
-                "photos_sha256": hashlib.sha256("\n".join(self.photos).encode()).hexdigest()}
+        found = {"model": self.model, "weights": self.weights, "layers": list(self.layers),
+                 "channels": [list(c) for c in self.channels], "spatial": list(self.spatial),
+                 "settings": self.settings.to_dict(), "variants": self.variants,
+                 "diversity": self.diversity, "batch": self.batch, "examples": self.examples,
+                 "photos": len(self.photos),
+                 "photos_sha256": hashlib.sha256("\n".join(self.photos).encode()).hexdigest()}
+        if self.features is not None:
+            found["dictionary"] = asdict(self.features)
+        return found
 
     @property
     def has_examples(self) -> bool:
@@ -61,7 +83,8 @@ class Plan:
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of work: `kind` vis | neuron | variants | examples | crops | circuits."""
+    """One unit of work: `kind` vis | neuron | variants | examples | crops | circuits |
+    effects."""
 
     kind: str
     layer: str = ""
@@ -80,7 +103,10 @@ class Site:
         self.root, self.plan = Path(root), plan
 
     def folder(self, layer: str) -> Path:
-        return self.root / "layers" / slug(layer)
+        """A layer's folder; a dictionary site's is named for its features (`-features`), so
+        that nothing takes its pictures for the layer's channels."""
+        shown = self.plan is not None and self.plan.features is not None
+        return self.root / "layers" / (slug(layer) + ("-features" if shown else ""))
 
     def vis(self, layer: str, c: int) -> Path:
         return self.folder(layer) / f"c{c}.jpg"
@@ -103,14 +129,24 @@ class Site:
     def circuits(self, layer: str) -> Path:
         return self.folder(layer) / "circuits.json"
 
+    def effects(self, layer: str) -> Path:
+        return self.folder(layer) / "effects.json"
+
     def shard(self, i: int) -> Path:
         return self.root / "work" / f"examples-{i}.json"
+
+    def _examples_jobs(self) -> list[Job]:
+        return [Job("examples", shard=i) for i in range(-(-len(self.plan.photos) // SHARD))]
+
+    def phase0(self) -> list[Job]:
+        """A dictionary site's examples pass, which the choice of features needs."""
+        return self._examples_jobs() if self.plan.features and self.plan.has_examples else []
 
     def phase1(self) -> list[Job]:
         plan, jobs = self.plan, []
         for layer, channels, spatial in zip(plan.layers, plan.channels, plan.spatial,
                                             strict=True):
-            kinds = ("vis", "neuron") if spatial else ("vis",)
+            kinds = ("vis", "neuron") if spatial and not plan.features else ("vis",)
             for kind in kinds:
                 jobs += [Job(kind, layer, channels[i:i + plan.batch])
                          for i in range(0, len(channels), plan.batch)]
@@ -118,8 +154,8 @@ class Site:
             if plan.variants:
                 jobs += [Job("variants", layer, channels[i:i + per])
                          for i in range(0, len(channels), per)]
-        if plan.has_examples:
-            jobs += [Job("examples", shard=i) for i in range(-(-len(plan.photos) // SHARD))]
+        if plan.has_examples and not plan.features:
+            jobs += self._examples_jobs()
         return jobs
 
     def phase2(self) -> list[Job]:
@@ -129,6 +165,8 @@ class Site:
                 jobs.append(Job("crops", layer))
             if plan.previous(layer) is not None:
                 jobs.append(Job("circuits", layer))
+            if plan.photos and plan.features:
+                jobs.append(Job("effects", layer))
         return jobs
 
     def outputs(self, job: Job) -> list[Path]:
@@ -145,6 +183,8 @@ class Site:
             return [self.shard(job.shard)]
         if job.kind == "crops":
             return [self.examples_data(job.layer)]
+        if job.kind == "effects":
+            return [self.effects(job.layer)]
         return [self.circuits(job.layer)]
 
     def done(self, job: Job) -> bool:
@@ -153,23 +193,10 @@ class Site:
     def check(self) -> None:
         """Refuse a folder that holds something else, or a place where none can be made (on
         every rank, before any work)."""
-        from dreamkit.files import check_folder
+        from dreamkit.files import check_job_folder
 
-        check_folder(self.root)
-        manifest = self.root / MANIFEST
-        if manifest.is_file():
-            try:
-                found = json.loads(manifest.read_text())
-            except (OSError, ValueError):
-                found = None
-            if found != self.plan.to_dict():
-                what = found.get("model") if isinstance(found, dict) else "an unreadable plan"
-                raise DreamkitError(f"{self.root}: holds another microscope site ({what}, other "
-                                    "layers, channels or settings); choose another -o or "
-                                    "remove it")
-        elif self.root.exists() and any(self.root.iterdir()):
-            raise DreamkitError(f"{self.root}: is not empty and holds no microscope site; "
-                                "choose another -o")
+        check_job_folder(self.root, MANIFEST, self.plan.to_dict(), "microscope site",
+                         "other layers, channels or settings")
 
     def claim(self) -> None:
         """Note the plan in the folder (rank 0, after `check`)."""

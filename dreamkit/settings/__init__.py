@@ -53,13 +53,17 @@ from dreamkit.settings.fields import (
     setting,
 )
 from dreamkit.settings.jobs import (
+    ATLAS_CPU_RENDER,
     FLOWS,
     MAX_ANIMATION_FRAMES,
+    MAX_ATLAS_GRID,
     MAX_FPS,
     MAX_FRAMES,
     MICROSCOPE_CPU_RENDER,
     PREVIEW_SIDE,
+    AtlasSettings,
     DictionarySettings,
+    DictionarySweepSettings,
     DirectionSettings,
     FrameRange,
     LinearitySettings,
@@ -71,12 +75,14 @@ from dreamkit.settings.jobs import (
 )
 
 __all__ = [
+    "ATLAS_CPU_RENDER", "AtlasSettings", "MAX_ATLAS_GRID",
     "COMPILES", "DEFAULT_MAX_PIXELS", "FLOWS", "MAX_ANIMATION_FRAMES", "MAX_AXIS_VALUES",
     "MAX_CROPS", "MAX_CROP_SIDE", "MAX_DIRECTIONS", "MAX_FEATURES", "MAX_FOLDS", "MAX_FPS",
     "MAX_FRAMES", "MAX_K", "MAX_MAX_PIXELS", "MAX_PATH", "MAX_SEED", "MAX_SIDE", "MAX_STEPS",
     "MAX_TARGETS", "MAX_TEXT", "MAX_TILES", "MICROSCOPE_CPU_RENDER", "MIN_SIDE", "PARAMS",
     "PIXEL_BUDGET", "PRECISIONS", "PREVIEW_SIDE", "SAVE_EXTENSIONS", "TRANSFORMS", "Bounds",
-    "DictionarySettings", "DirectionSettings", "DreamSettings", "FrameRange",
+    "DictionarySettings", "DictionarySweepSettings", "DirectionSettings", "DreamSettings",
+    "FrameRange",
     "LinearitySettings", "MicroscopeSettings", "RenderSettings", "ReproduceSettings",
     "Settings", "StudioSettings", "VideoSettings", "ZoomSettings", "check", "check_batch",
     "check_max_pixels", "check_text", "check_threads", "cores", "frame_range", "label",

@@ -73,6 +73,8 @@ class Bounds:
             text = f"one of {', '.join(self.choices)}"
         elif self.kind is bool:
             text = "true or false"
+        elif self.kind is str:
+            text = "text"
         else:
             noun = "an integer" if self.kind is int else "a number"
             if self.above == 0:

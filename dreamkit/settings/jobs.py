@@ -88,6 +88,35 @@ class MicroscopeSettings(Settings):
     diversity: float = setting(20.0, "weight of the variants' diversity term", low=0,
                                high=1000, metavar="W")
     batch: int = setting(16, "pictures per job", low=1, high=256)
+    features: int = setting(64, "with --dictionary: the features most often active on the "
+                            "photos to show (unless --channels names them)", low=1,
+                            high=MAX_DIRECTIONS, metavar="N")
+
+
+ATLAS_CPU_RENDER = {"size": 80, "steps": 128}  # lucid's atlas icons: a size a CPU finishes
+MAX_ATLAS_GRID = 64
+
+
+@dataclass(frozen=True)
+class AtlasSettings(Settings):
+    """What an activation atlas shows: the layer, its sample of activation vectors, the grid
+    of cells, the class views; job size."""
+
+    kind: ClassVar[str] = "atlas"
+    layer: str = setting("mid", "layer name or tier low|mid|high", metavar="LAYER",
+                         rule=(lambda text: 0 < len(text) <= 200, "1 to 200 characters"))
+    grid: int = setting(20, "cells a side of the map", low=2, high=MAX_ATLAS_GRID)
+    positions: int = setting(32, "random positions of each photo's activation map sampled",
+                             low=1, high=4096)
+    vectors: int = setting(50_000, "the most vectors kept, a uniform random sample of all of "
+                           "them (memory follows it, not the folder)", low=64, high=2_000_000)
+    classes: str | None = _list(None, "comma-separated ImageNet classes (names or indices): a "
+                                "class atlas of each, its vectors weighted by their "
+                                "attribution to the class's logit", "none")
+    min_count: int = setting(3, "cells with fewer vectors stay empty", low=1, high=100_000)
+    examples: int = setting(4, "dataset examples per cell", low=0, high=16, metavar="K")
+    batch: int = setting(16, "cells rendered per job", low=1, high=64)
+    layout_seed: int = _seed("seed of the vector sample and the layout (the renders' is --seed)")
 
 
 @dataclass(frozen=True)
@@ -103,7 +132,38 @@ class DictionarySettings(Settings):
                                "not given)", above=0, high=MAX_FEATURES, metavar="E")
     k: int = setting(32, "features active per vector, the sparsity", low=1, high=MAX_FEATURES)
     epochs: int = setting(30, "passes over the sample", low=1, high=1000)
+    views: int = setting(2, "views of each photo sampled: its centred square, then zoomed-in "
+                         "random crops (more views fill a thin sample from few photos)", low=1,
+                         high=MAX_CROPS)
     seed: int = _seed("random seed")
+
+
+@dataclass(frozen=True)
+class DictionarySweepSettings(Settings):
+    """The sizes a dictionary sweep fits (every L0 at every expansion) and their training."""
+
+    kind: ClassVar[str] = "dictionary sweep"
+    l0: tuple = setting((8.0, 16.0, 32.0), "sparsities (features active per vector) to fit, "
+                        "e.g. 8,16,32", kind=tuple, low=1, high=MAX_FEATURES, metavar="K")
+    expansion: tuple = setting((2.0, 4.0), "features per channel of the layer, e.g. 2,4",
+                               kind=tuple, low=1 / 64, high=MAX_FEATURES, metavar="E")
+    epochs: int = setting(30, "passes over the sample, for each fit", low=1, high=1000)
+    views: int = setting(2, "views of each photo sampled: its centred square, then zoomed-in "
+                         "random crops (more views fill a thin sample from few photos)", low=1,
+                         high=MAX_CROPS)
+    seed: int = _seed("random seed")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        odd = [v for v in self.l0 if not float(v).is_integer()]
+        if odd:
+            raise DreamkitError(f"l0 (--l0) must be whole numbers of features, not {odd[0]:g}")
+
+    @property
+    def sizes(self) -> list[tuple[float, int]]:
+        """Every (expansion, L0) to fit, in order, each once."""
+        return [(e, int(k)) for e in dict.fromkeys(self.expansion)
+                for k in dict.fromkeys(self.l0)]
 
 
 @dataclass(frozen=True)
