@@ -5,7 +5,9 @@ rolls the image by a random offset (jitter), smooths the objective's gradient (a
 against high-frequency noise), ascends it normalized by its mean magnitude (step = lr * g /
 mean|g|) and rolls back. Only the added detail travels between octaves, so the output keeps the
 photo's own resolution and content. Octaves smaller than the layer can see are skipped; a photo
-smaller than that is refused with the size it needs.
+smaller than that is refused with the size it needs. With a `gain`, an octave ends as soon as
+the objective reaches that multiple of the photo's own at the octave's size, so a network that
+responds strongly takes few steps and a weak one up to `steps`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = ["DivergedError", "DreamSettings", "Dreamed", "dream", "dream_step", "
 
 MIN_OCTAVE_SIDE = 32  # smaller octaves carry no useful detail and starve deep layers
 MAX_RECOVER = 8  # retries at half the lr a diverged dream may ask for
+GAIN_CHECK = 4  # steps between reads of the objective against `gain` (a read waits on a GPU)
 
 
 class Dreamed(torch.Tensor):
@@ -208,12 +211,17 @@ def _dream(net: Model, image: torch.Tensor, objective, settings: DreamSettings, 
                                             plans[index] if plans else None,
                                             **({"compile": mode} if mode else {}))
             used.append(plan)
-            for _ in range(settings.steps):
+            target = settings.gain * gradient(octave_base)[0] if settings.gain else None
+            for step in range(settings.steps):
                 dreamed, values = dream_step(dreamed, gradient, settings, generator)
                 if on_step is not None:
                     on_step(step_index, dreamed, values)
                 step_index += 1
                 bar.update()
+                if target is not None and step % GAIN_CHECK == GAIN_CHECK - 1 and bool(
+                        (values >= target).all()):
+                    bar.update(settings.steps - step - 1)
+                    break
             compiled.append(getattr(gradient, "compiled", False))
             check_finite(dreamed, what=f"the dream diverged in octave {index + 1} of {len(sizes)} "
                          "(NaN or infinite loss or gradient)")

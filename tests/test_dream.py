@@ -64,6 +64,25 @@ def test_channel_objective_raises_that_channel(googlenet, photo):
     assert after > before + 1.0
 
 
+def test_gain_ends_each_octave_once_the_layer_is_that_much_stronger(googlenet, photo):
+    """`gain` stops an octave's steps when the objective reaches gain x the photo's at that
+    size: the reachable target stops early and is met; an unreachable one runs every step."""
+    image = photo("chelsea")[:, :128, :160]
+    counts: dict[float, list[int]] = {}
+    results = {}
+    for gain in (1.3, 50.0):
+        steps: list[int] = []
+        results[gain] = dream(googlenet, image, "inception4c", DreamSettings(
+            octaves=2, steps=24, gain=gain), on_step=lambda i, im, v, s=steps: s.append(i))
+        counts[gain] = steps
+    assert len(counts[50.0]) == 2 * 24
+    assert len(counts[1.3]) < 2 * 24 and len(counts[1.3]) % 4 == 0
+    before = _rms(googlenet, image, "inception4c")
+    assert _rms(googlenet, results[1.3], "inception4c") >= 1.25 * before  # met, up to the jitter
+    assert _rms(googlenet, results[50.0], "inception4c") > _rms(googlenet, results[1.3],
+                                                                "inception4c")
+
+
 def test_octave_sizes_end_at_the_input_size():
     sizes = octave_sizes(300, 451, DreamSettings())
     assert sizes[-1] == (300, 451) and len(sizes) == 4

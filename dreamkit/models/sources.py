@@ -106,14 +106,7 @@ def timm_model(spec: str, weights: str | os.PathLike | None, random_weights: boo
                             f"({type(exc).__name__}); pass --weights FILE") from None
     if weights is not None:
         _load_state(module, weights, spec)
-    config = getattr(module, "pretrained_cfg", {}) or {}
-    mean, std = config.get("mean"), config.get("std")
-    preprocess: object = "imagenet"
-    if mean and std:
-        from dreamkit.models.staged import Normalize
-
-        preprocess = Normalize(mean, std)
-    return wrap(module, preprocess, spec, copy=False)  # type: ignore[arg-type]
+    return wrap(module, "auto", spec, copy=False)  # its pretrained_cfg's mean and std
 
 
 @contextlib.contextmanager
@@ -157,7 +150,7 @@ def factory_model(spec: str, weights: str | os.PathLike | None) -> WrappedModel:
         raise DreamkitError(f"{spec} is not callable; name a function returning the module")
     with _users_code(spec, f"{spec}()", f"{spec}() failed"):
         made = factory()
-    preprocess: object = "imagenet"
+    preprocess: object = "auto"
     if isinstance(made, tuple) and len(made) == 2:
         made, preprocess = made
     if isinstance(made, WrappedModel):

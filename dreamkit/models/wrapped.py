@@ -74,35 +74,69 @@ class Gray(nn.Module):
         return rgb_to_grayscale(x)
 
 
-def preprocessing(preprocess: Preprocess) -> nn.Module:
-    """`imagenet` (torchvision mean/std), `caffe` (BGR 0-255 minus the mean), `gray` (one
-    luminance channel), `none`, a module or any callable mapping RGB [0, 1] to what the
-    network expects."""
+def declared_normalization(module: nn.Module) -> tuple[str, tuple[float, ...],
+                                                      tuple[float, ...]] | None:
+    """The input mean and std that `module`, or its first submodule that does, declares in
+    timm's way (`pretrained_cfg` or `default_cfg`), with where it was found; None when none
+    does."""
+    for path, part in module.named_modules():
+        for attribute in ("pretrained_cfg", "default_cfg"):
+            config = getattr(part, attribute, None)
+            if not isinstance(config, Mapping):
+                continue
+            mean, std = _three_numbers(config.get("mean")), _three_numbers(config.get("std"))
+            if mean and std and min(std) > 0:
+                return f"{path}.{attribute}" if path else attribute, mean, std
+    return None
+
+
+def _three_numbers(value: object) -> tuple[float, ...] | None:
+    if not isinstance(value, Sequence) or len(value) != 3:
+        return None
+    if not all(isinstance(v, int | float) and v == v and abs(v) < 1e6 for v in value):
+        return None
+    return tuple(float(v) for v in value)
+
+
+def preprocessing(preprocess: Preprocess, module: nn.Module | None = None) -> tuple[nn.Module,
+                                                                                     str]:
+    """The input step for `preprocess`, and what it is in words: `auto` (the mean and std
+    `module` declares, else ImageNet's), `imagenet` (torchvision mean/std), `caffe` (BGR
+    0-255 minus the mean), `gray` (one luminance channel), `none`, a module or any callable
+    mapping RGB [0, 1] to what the network expects."""
     if isinstance(preprocess, nn.Module):
-        return preprocess
+        return preprocess, "your module"
     if callable(preprocess):
-        return Function(preprocess)
+        return Function(preprocess), "your function"
+    if preprocess == "auto":
+        declared = declared_normalization(module) if module is not None else None
+        if declared is not None:
+            where, mean, std = declared
+            return Normalize(mean, std), f"the mean and std of its {where}"
+        return Normalize(IMAGENET_MEAN, IMAGENET_STD), "ImageNet's mean and std (it declares none)"
     named = {"imagenet": lambda: Normalize(IMAGENET_MEAN, IMAGENET_STD), "caffe": CaffeBGR,
              "gray": Gray, "none": nn.Identity}
     if preprocess not in named:
-        raise DreamkitError(f"preprocess must be one of {', '.join(named)} or a callable, not "
-                            f"{preprocess!r}")
-    return named[preprocess]()
+        raise DreamkitError(f"preprocess must be one of auto, {', '.join(named)} or a callable, "
+                            f"not {preprocess!r}")
+    return named[preprocess](), f"{preprocess} (as asked)"
 
 
 class WrappedModel(Model):
     """A user's module (dreamkit's own copy) with its preprocessing and a discovered table."""
 
     dream_defaults = dict(WRAPPED_DREAM)
+    inputs: str  # what its preprocessing is, in words
 
-    def __init__(self, module: nn.Module, preprocess: Preprocess = "imagenet",
+    def __init__(self, module: nn.Module, preprocess: Preprocess = "auto",
                  name: str | None = None, input_size: int | None = None,
                  logits: Logits = "auto", layouts: Mapping[str, str] | None = None):
         super().__init__()
         self.name = name or type(module).__name__
         self.module = module.eval().requires_grad_(False)
         self.choose_logits = logits
-        steps = [preprocessing(preprocess)]
+        first, self.inputs = preprocessing(preprocess, module)
+        steps = [first]
         side = input_size or getattr(module, "image_size", None)
         if isinstance(side, int):
             steps.insert(0, Resize(side))
@@ -295,14 +329,16 @@ class WrappedModel(Model):
         return bool(torch.allclose(via_a, via_b, rtol=1e-4, atol=1e-5))
 
 
-def wrap(module: nn.Module, preprocess: Preprocess = "imagenet", name: str | None = None, *,
+def wrap(module: nn.Module, preprocess: Preprocess = "auto", name: str | None = None, *,
          input_size: int | None = None, logits: Logits = "auto",
          layouts: Mapping[str, str] | None = None, copy: bool = True) -> WrappedModel:
     """Any `nn.Module` as a dreamkit model (`dream`, `render`, `capture`, directions,
     linearity, galleries and records take it like a built-in one).
 
-    `preprocess` maps RGB [0, 1] images to what the module expects: `"imagenet"`
-    (torchvision's mean and std), `"caffe"`, `"gray"`, `"none"` or a callable. `input_size`
+    `preprocess` maps RGB [0, 1] images to what the module expects: `"auto"` (the mean and
+    std the module declares in timm's `pretrained_cfg`, else ImageNet's; `.inputs` says
+    which), `"imagenet"` (torchvision's mean and std), `"caffe"`, `"gray"`, `"none"` or a
+    callable. `input_size`
     is the side a network needs exactly (images are resized to it; read from
     `module.image_size` when there). `logits` says where the class scores are in the output:
     `"auto"` (the output when it is a tensor, else its `"logits"` entry, else none), a key or

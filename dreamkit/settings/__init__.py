@@ -101,6 +101,10 @@ class DreamSettings(Settings):
     lr: float = setting(1.5, "step size in 0-255 pixel units", above=0, high=255)
     jitter: int = setting(32, "largest random shift per step, pixels", low=0, high=1024)
     blur: float = setting(0.5, "gradient smoothing sigma in pixels, 0 = off", low=0, high=64)
+    gain: float = setting(0.0, "end an octave once the objective is X times the photo's at "
+                          "that size (steps is then the most it takes); 0 = off, every step "
+                          "runs", low=0, high=1000, metavar="X",
+                          rule=(lambda x: x == 0 or x > 1, "0 or above 1"))
     seed: int = _seed("random seed; the same seed gives the same image")
     size: int | None = setting(None, "resize the photo so its longer side is PX pixels",
                                unset="the photo's own size", kind=int, low=MIN_SIDE,
