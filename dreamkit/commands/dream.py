@@ -4,7 +4,7 @@ The output has the photo's size (or --size), carries its record (settings, photo
 weights hash, what ran) in the PNG, and `dreamkit reproduce OUT.png` makes it again. A default
 output name never replaces an existing file. The defaults below are the classic ones, for the
 Caffe networks; every other model (torchvision:, timm:, a factory, efficientnet_lite0) dreams
-with up to 60 steps of lr 2 and jitter 16 per octave, each octave ending once the layer is
+with up to 80 steps of lr 2 and jitter 16 per octave, each octave ending once the layer is
 2.2x the photo's (--gain), as it responds less to the classic steps; flags override them.
 
 examples:

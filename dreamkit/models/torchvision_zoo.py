@@ -16,10 +16,9 @@ from torch import nn
 
 from dreamkit.models.catalog import CATALOG
 from dreamkit.models.relu import make_switchable
+from dreamkit.models.scaling import IMAGENET_MEAN, IMAGENET_STD
 from dreamkit.models.staged import Normalize, StagedNet
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 WEIGHTS = {
     "googlenet": "GoogLeNet_Weights.IMAGENET1K_V1",
     "vgg16": "VGG16_Weights.IMAGENET1K_V1",

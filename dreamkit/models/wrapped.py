@@ -30,10 +30,14 @@ from dreamkit.models.catalog import WRAPPED_DREAM
 from dreamkit.models.discover import Seen, grid_of, layer_table, probe
 from dreamkit.models.graph import OUTPUT, hooked, node_shapes, spliced, truncated
 from dreamkit.models.relu import make_switchable
+from dreamkit.models.scaling import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    declared_normalization,
+    inferred_normalization,
+)
 from dreamkit.models.staged import CaffeBGR, Normalize
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PROBE_SIDES = (64, 224)
 GROWN = 64  # the second probe's extra pixels a side (strides and layouts from the growth)
 LAYOUTS = ("BCHW", "BHWC")
@@ -74,52 +78,40 @@ class Gray(nn.Module):
         return rgb_to_grayscale(x)
 
 
-def declared_normalization(module: nn.Module) -> tuple[str, tuple[float, ...],
-                                                      tuple[float, ...]] | None:
-    """The input mean and std that `module`, or its first submodule that does, declares in
-    timm's way (`pretrained_cfg` or `default_cfg`), with where it was found; None when none
-    does."""
-    for path, part in module.named_modules():
-        for attribute in ("pretrained_cfg", "default_cfg"):
-            config = getattr(part, attribute, None)
-            if not isinstance(config, Mapping):
-                continue
-            mean, std = _three_numbers(config.get("mean")), _three_numbers(config.get("std"))
-            if mean and std and min(std) > 0:
-                return f"{path}.{attribute}" if path else attribute, mean, std
-    return None
-
-
-def _three_numbers(value: object) -> tuple[float, ...] | None:
-    if not isinstance(value, Sequence) or len(value) != 3:
-        return None
-    if not all(isinstance(v, int | float) and v == v and abs(v) < 1e6 for v in value):
-        return None
-    return tuple(float(v) for v in value)
-
-
-def preprocessing(preprocess: Preprocess, module: nn.Module | None = None) -> tuple[nn.Module,
-                                                                                     str]:
+def preprocessing(preprocess: Preprocess, module: nn.Module | None = None,
+                  side: int | None = None) -> tuple[nn.Module, str]:
     """The input step for `preprocess`, and what it is in words: `auto` (the mean and std
-    `module` declares, else ImageNet's), `imagenet` (torchvision mean/std), `caffe` (BGR
-    0-255 minus the mean), `gray` (one luminance channel), `none`, a module or any callable
-    mapping RGB [0, 1] to what the network expects."""
+    `module` declares, else the usual scaling its first BatchNorm's statistics fit, else
+    ImageNet's: `dreamkit.models.scaling`; `side` is the input size it needs, if any),
+    `imagenet` (torchvision mean/std), `caffe` (BGR 0-255 minus the mean), `gray` (one
+    luminance channel), `none`, a module or any callable mapping RGB [0, 1] to what the
+    network expects."""
     if isinstance(preprocess, nn.Module):
         return preprocess, "your module"
     if callable(preprocess):
         return Function(preprocess), "your function"
     if preprocess == "auto":
-        declared = declared_normalization(module) if module is not None else None
-        if declared is not None:
-            where, mean, std = declared
-            return Normalize(mean, std), f"the mean and std of its {where}"
-        return Normalize(IMAGENET_MEAN, IMAGENET_STD), "ImageNet's mean and std (it declares none)"
+        return _auto(module, side)
     named = {"imagenet": lambda: Normalize(IMAGENET_MEAN, IMAGENET_STD), "caffe": CaffeBGR,
              "gray": Gray, "none": nn.Identity}
     if preprocess not in named:
         raise DreamkitError(f"preprocess must be one of auto, {', '.join(named)} or a callable, "
                             f"not {preprocess!r}")
     return named[preprocess](), f"{preprocess} (as asked)"
+
+
+def _auto(module: nn.Module | None, side: int | None) -> tuple[nn.Module, str]:
+    declared = declared_normalization(module) if module is not None else None
+    if declared is not None:
+        where, (mean, std) = declared
+        return Normalize(mean, std), f"the mean and std of its {where}"
+    inferred = inferred_normalization(module, side) if module is not None else None
+    if inferred is not None:
+        name, path, (mean, std) = inferred
+        return Normalize(mean, std), (f"{name}, read from the statistics of its first "
+                                      f"BatchNorm, {path}")
+    return Normalize(IMAGENET_MEAN, IMAGENET_STD), ("ImageNet's mean and std (it declares none "
+                                                    "and has no trained BatchNorm to read)")
 
 
 class WrappedModel(Model):
@@ -135,9 +127,10 @@ class WrappedModel(Model):
         self.name = name or type(module).__name__
         self.module = module.eval().requires_grad_(False)
         self.choose_logits = logits
-        first, self.inputs = preprocessing(preprocess, module)
-        steps = [first]
         side = input_size or getattr(module, "image_size", None)
+        first, self.inputs = preprocessing(preprocess, module,
+                                           side if isinstance(side, int) else None)
+        steps = [first]
         if isinstance(side, int):
             steps.insert(0, Resize(side))
         self.preprocess = nn.Sequential(*steps)
@@ -336,9 +329,10 @@ def wrap(module: nn.Module, preprocess: Preprocess = "auto", name: str | None = 
     linearity, galleries and records take it like a built-in one).
 
     `preprocess` maps RGB [0, 1] images to what the module expects: `"auto"` (the mean and
-    std the module declares in timm's `pretrained_cfg`, else ImageNet's; `.inputs` says
-    which), `"imagenet"` (torchvision's mean and std), `"caffe"`, `"gray"`, `"none"` or a
-    callable. `input_size`
+    std the module declares in timm's `pretrained_cfg`, else the usual scaling that fits
+    its first BatchNorm's running statistics, else ImageNet's; `.inputs` says which),
+    `"imagenet"` (torchvision's mean and std), `"caffe"`, `"gray"`, `"none"` or a callable.
+    `input_size`
     is the side a network needs exactly (images are resized to it; read from
     `module.image_size` when there). `logits` says where the class scores are in the output:
     `"auto"` (the output when it is a tensor, else its `"logits"` entry, else none), a key or
