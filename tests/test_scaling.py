@@ -79,3 +79,15 @@ def test_a_bare_efficientnet_lite_is_read_as_trained_on_minus_one_to_one():
         auto = (net(photos).argmax(1) == labels).float().mean()
         imagenet = (wrap(module, preprocess="imagenet")(photos).argmax(1) == labels).float().mean()
     assert auto >= imagenet + 0.04, (float(auto), float(imagenet))
+
+
+@requires_photos
+def test_frozen_batchnorms_are_read_too():
+    """torchvision's detection backbones freeze their BatchNorms (`FrozenBatchNorm2d`)."""
+    from torchvision.ops import FrozenBatchNorm2d
+
+    torch.manual_seed(0)
+    learned = _trained_on(torchvision.models.resnet18(), _photos(24, 128), (0.5,) * 3, (0.5,) * 3)
+    frozen = torchvision.models.resnet18(norm_layer=FrozenBatchNorm2d)
+    frozen.load_state_dict(learned.state_dict(), strict=False)  # all but the batch counts
+    assert wrap(frozen).inputs.startswith("[-1, 1]")

@@ -6,12 +6,14 @@ from __future__ import annotations
 import copy
 import os
 import sys
+import warnings
 
 import pytest
 import torch
 import torchvision
 from torch import nn
 
+import dreamkit
 from dreamkit.errors import DreamkitError
 from dreamkit.layers import LOGITS
 from dreamkit.models import wrap
@@ -200,9 +202,56 @@ def test_one_channel_networks_are_told_about_preprocess():
     assert [info.name for info in net.layers][-1] == LOGITS
 
 
+class _TakesMore(nn.Module):
+    """A resnet18 whose forward wants a second argument."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torchvision.models.resnet18(num_classes=4)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return self.net(x) + bias
+
+
+class _ChannelsLastInput(_TakesMore):
+    """A resnet18 that takes (B, H, W, C) images, as ported Keras models do."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.permute(0, 3, 1, 2))
+
+
+def test_modules_that_take_more_than_images_are_told_what_to_do():
+    with pytest.raises(DreamkitError, match="forward needs more than the images"):
+        wrap(_TakesMore())
+    with pytest.raises(DreamkitError, match=r"x.permute\(0, 2, 3, 1\) for channels-last input"):
+        wrap(_ChannelsLastInput())
+    net = wrap(_ChannelsLastInput(), preprocess=lambda x: x.permute(0, 2, 3, 1))
+    assert net.layers.default.startswith("net.layer")
+
+
 def test_integer_weights_are_named():
     with pytest.raises(DreamkitError, match="torch.int64 weights"):
         wrap(Integer())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_weights_dream_on_an_fp32_copy(dtype):
+    """A checkpoint kept in half precision wraps and dreams (dreamkit's copy runs fp32,
+    `precision=` gives the autocast speed); the user's module keeps its dtype."""
+    module = torchvision.models.resnet18().to(dtype)
+    net = wrap(module)
+    photo = torch.rand(3, 64, 64)
+    dreamed = dreamkit.dream(net, photo, steps=2, octaves=1)
+    assert dreamed.shape == photo.shape and not torch.equal(dreamed, photo)
+    assert net.dtype == torch.float32 and next(module.parameters()).dtype == dtype
+
+
+def test_torchscript_modules_are_refused_with_the_way_out():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated
+        scripted = torch.jit.trace(torchvision.models.resnet18().eval(), torch.rand(1, 3, 64, 64))
+    with pytest.raises(DreamkitError, match="TorchScript.*wrap the Python module"):
+        wrap(scripted)
 
 
 def test_inception_v3_strides_and_regnet_tiers_follow_the_stride():

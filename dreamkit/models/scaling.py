@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -70,8 +69,15 @@ def natural_noise(count: int, side: int, seed: int = 0) -> torch.Tensor:
     return (NOISE_MEAN + NOISE_STD * images).clamp(0.0, 1.0)
 
 
+def _has_statistics(part: nn.Module) -> bool:
+    """A BatchNorm that keeps running statistics (torch's, or a frozen one as torchvision's
+    detection backbones use)."""
+    return all(isinstance(getattr(part, name, None), torch.Tensor)
+               for name in ("running_mean", "running_var"))
+
+
 def first_batchnorm_input(module: nn.Module, images: torch.Tensor
-                          ) -> tuple[str, _BatchNorm, torch.Tensor] | None:
+                          ) -> tuple[str, nn.Module, torch.Tensor] | None:
     """The first BatchNorm with running statistics that `module(images)` calls, with its path
     and its input; None when the forward pass reaches none."""
     names = {part: path for path, part in module.named_modules()}
@@ -81,8 +87,7 @@ def first_batchnorm_input(module: nn.Module, images: torch.Tensor
         reached.append((names[part], part, inputs[0]))
         raise _Reached
 
-    norms = [part for part in module.modules() if isinstance(part, _BatchNorm)
-             and part.track_running_stats and part.running_var is not None]
+    norms = [part for part in module.modules() if _has_statistics(part)]
     handles = [part.register_forward_pre_hook(stop) for part in norms]
     try:
         with torch.no_grad():
@@ -121,7 +126,7 @@ def inferred_normalization(module: nn.Module, side: int | None = None
     return (best, path, SCALINGS[best]) if scores[best] <= MISFIT else None
 
 
-def _misfit(norm: _BatchNorm, inputs: torch.Tensor) -> float | None:
+def _misfit(norm: nn.Module, inputs: torch.Tensor) -> float | None:
     """How far the channels reaching `norm` are from the statistics it learned: the median
     log variance ratio and the median standardized mean shift (medians, so that dead
     channels and the noise's own quirks do not decide); None for untrained statistics."""
@@ -132,5 +137,5 @@ def _misfit(norm: _BatchNorm, inputs: torch.Tensor) -> float | None:
     live = learned_var > 1e-4 * learned_var.max()
     var = channels.var(dim=1)[live].clamp_min(1e-12)
     shift = (channels.mean(dim=1)[live] - learned_mean[live]) / learned_var[live].sqrt()
-    log_ratio = (var / (learned_var[live] + norm.eps)).log()
+    log_ratio = (var / (learned_var[live] + getattr(norm, "eps", 1e-5))).log()
     return float(log_ratio.median().abs() + shift.median().abs())

@@ -114,6 +114,18 @@ def _auto(module: nn.Module | None, side: int | None) -> tuple[nn.Module, str]:
                                                     "and has no trained BatchNorm to read)")
 
 
+def _hint(failures: str) -> str:
+    """What to do when a module cannot run on RGB test images, from how it failed."""
+    if "required positional argument" in failures:
+        return ("its forward needs more than the images: wrap a small module whose forward(x) "
+                "calls it with the rest")
+    if "channels" in failures:
+        return ("pass preprocess= a callable mapping RGB (B, 3, H, W) to the input it takes "
+                "(lambda x: x.permute(0, 2, 3, 1) for channels-last input), or "
+                "preprocess='gray' for a 1-channel network")
+    return "pass input_size= if it needs a fixed size"
+
+
 class WrappedModel(Model):
     """A user's module (dreamkit's own copy) with its preprocessing and a discovered table."""
 
@@ -176,11 +188,8 @@ class WrappedModel(Model):
                                    calls=self._calls(probe_side), logits=bool(shape))
             except ValueError as exc:
                 raise DreamkitError(str(exc)) from None
-        hint = ("pass preprocess= a callable mapping RGB (B, 3, H, W) to the input it takes, "
-                "or preprocess='gray' for a 1-channel network" if "channels" in str(failures)
-                else "pass input_size= if it needs a fixed size")
         raise DreamkitError(f"cannot run {self.name} on a test image ({'; '.join(failures)}); "
-                            f"{hint}")
+                            f"{_hint(str(failures))}")
 
     def _declare(self, seen: dict[str, Seen], layouts: dict[str, str]) -> dict[str, Seen]:
         """The user's declared layouts over the detected ones."""
@@ -340,14 +349,19 @@ def wrap(module: nn.Module, preprocess: Preprocess = "auto", name: str | None = 
     output, or None (no logits: layer objectives only). `layouts` declares a layer's output
     layout, `{"features.1": "BHWC"}`, where detection would guess wrong.
 
-    dreamkit works on a deep copy (put in eval mode and frozen; ReLUs may be swapped for
-    dreamkit's switchable one): the module you pass is never changed, and later changes to it
+    dreamkit works on a deep copy (put in eval mode and frozen, half-precision weights made
+    fp32 as `precision=` assumes; ReLUs may be swapped for dreamkit's switchable one): the
+    module you pass is never changed, and later changes to it
     do not reach the wrapped model. `copy=False` wraps the object itself (no second copy of
     the weights in memory), which dreamkit then changes as said.
     """
     if not isinstance(module, nn.Module):
         raise DreamkitError(f"wrap() takes an nn.Module, not {type(module).__name__}")
     label = name or type(module).__name__
+    if isinstance(module, torch.jit.ScriptModule):
+        raise DreamkitError(f"{label} is a TorchScript module (torch.jit.script, trace or load), "
+                            "whose layers cannot be read one by one; wrap the Python module it was "
+                            "made from")
     weights = next(module.parameters(), None)
     if weights is None:
         raise DreamkitError(f"{label} has no parameters to dream with")
@@ -361,4 +375,6 @@ def wrap(module: nn.Module, preprocess: Preprocess = "auto", name: str | None = 
         except Exception as exc:  # noqa: BLE001 - a module holding something uncopyable
             raise DreamkitError(f"{label}: cannot copy the module to wrap it ({type(exc).__name__}"
                                 f": {exc}); wrap(..., copy=False) wraps it in place") from None
+    if any(p.dtype in (torch.float16, torch.bfloat16) for p in module.parameters()):
+        module.float()  # dreamkit's loops run fp32 weights; --precision gives autocast's speed
     return WrappedModel(module, preprocess, name, input_size, logits, layouts)
