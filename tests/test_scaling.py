@@ -16,9 +16,10 @@ from dreamkit.photos import view
 from tests.helpers import PHOTOS, requires_photos
 
 
-def _photos(count: int, side: int, offset: int = 0) -> torch.Tensor:
-    paths = sorted(PHOTOS.glob("*.jpg"))[offset::len(sorted(PHOTOS.glob("*.jpg"))) // count]
-    return torch.stack([view(load_image(path), side) for path in paths[:count]])
+def _photos(count: int, side: int) -> torch.Tensor:
+    paths = sorted(PHOTOS.glob("*.jpg"))
+    return torch.stack([view(load_image(path), side)
+                        for path in paths[::len(paths) // count][:count]])
 
 
 def _trained_on(module: nn.Module, photos: torch.Tensor, mean, std) -> nn.Module:

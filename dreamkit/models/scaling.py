@@ -104,35 +104,38 @@ def inferred_normalization(module: nn.Module, side: int | None = None
                            ) -> tuple[str, str, Scaling] | None:
     """The name of the usual scaling (`SCALINGS`) that best fits the running statistics of
     `module`'s first BatchNorm, that BatchNorm's path and the scaling; None when the module
-    has no trained BatchNorm, cannot run on RGB noise, or no usual scaling fits."""
+    has no trained BatchNorm, cannot run on RGB noise, or no usual scaling fits. One forward
+    pass, up to that BatchNorm, of the noise under every scaling (eval mode: the images of a
+    batch do not mix)."""
     weights = next(module.parameters())
     noise = natural_noise(NOISE_IMAGES, side or NOISE_SIDE).to(weights.device, weights.dtype)
-    scores = {}
-    for name, (mean, std) in SCALINGS.items():
-        mean_, std_ = (torch.tensor(v, device=noise.device, dtype=noise.dtype).view(1, 3, 1, 1)
-                       for v in (mean, std))
-        try:
-            reached = first_batchnorm_input(module, (noise - mean_) / std_)
-        except Exception:  # noqa: BLE001 - a module that does not take RGB: discovery says why
-            return None
-        if reached is None:
-            return None
-        path, norm, inputs = reached
-        score = _misfit(norm, inputs.float())
-        if score is None:
-            return None
-        scores[name] = score
+    means, stds = (torch.tensor(values, device=noise.device, dtype=noise.dtype)
+                   .repeat_interleave(NOISE_IMAGES, dim=0)[:, :, None, None]
+                   for values in zip(*SCALINGS.values(), strict=True))
+    try:
+        reached = first_batchnorm_input(module, (noise.repeat(len(SCALINGS), 1, 1, 1) - means)
+                                        / stds)
+    except Exception:  # noqa: BLE001 - a module that does not take RGB: discovery says why
+        return None
+    if reached is None or not _trained(reached[1]):
+        return None
+    path, norm, inputs = reached
+    scores = {name: _misfit(norm, part.float())
+              for name, part in zip(SCALINGS, inputs.split(NOISE_IMAGES), strict=True)}
     best = min(scores, key=scores.get)
     return (best, path, SCALINGS[best]) if scores[best] <= MISFIT else None
 
 
-def _misfit(norm: nn.Module, inputs: torch.Tensor) -> float | None:
+def _trained(norm: nn.Module) -> bool:
+    """Whether a BatchNorm's running statistics were learned (not their initial 0 and 1)."""
+    return not bool((norm.running_mean == 0).all() and (norm.running_var == 1).all())
+
+
+def _misfit(norm: nn.Module, inputs: torch.Tensor) -> float:
     """How far the channels reaching `norm` are from the statistics it learned: the median
     log variance ratio and the median standardized mean shift (medians, so that dead
-    channels and the noise's own quirks do not decide); None for untrained statistics."""
+    channels and the noise's own quirks do not decide)."""
     learned_mean, learned_var = norm.running_mean.float(), norm.running_var.float()
-    if bool((learned_mean == 0).all() and (learned_var == 1).all()):
-        return None
     channels = inputs.transpose(0, 1).reshape(inputs.shape[1], -1)
     live = learned_var > 1e-4 * learned_var.max()
     var = channels.var(dim=1)[live].clamp_min(1e-12)

@@ -78,7 +78,7 @@ class Gray(nn.Module):
         return rgb_to_grayscale(x)
 
 
-def preprocessing(preprocess: Preprocess, module: nn.Module | None = None,
+def preprocessing(preprocess: Preprocess, module: nn.Module,
                   side: int | None = None) -> tuple[nn.Module, str]:
     """The input step for `preprocess`, and what it is in words: `auto` (the mean and std
     `module` declares, else the usual scaling its first BatchNorm's statistics fit, else
@@ -100,18 +100,19 @@ def preprocessing(preprocess: Preprocess, module: nn.Module | None = None,
     return named[preprocess](), f"{preprocess} (as asked)"
 
 
-def _auto(module: nn.Module | None, side: int | None) -> tuple[nn.Module, str]:
-    declared = declared_normalization(module) if module is not None else None
+def _auto(module: nn.Module, side: int | None) -> tuple[nn.Module, str]:
+    declared = declared_normalization(module)
     if declared is not None:
         where, (mean, std) = declared
         return Normalize(mean, std), f"the mean and std of its {where}"
-    inferred = inferred_normalization(module, side) if module is not None else None
+    inferred = inferred_normalization(module, side)
     if inferred is not None:
         name, path, (mean, std) = inferred
         return Normalize(mean, std), (f"{name}, read from the statistics of its first "
                                       f"BatchNorm, {path}")
-    return Normalize(IMAGENET_MEAN, IMAGENET_STD), ("ImageNet's mean and std (it declares none "
-                                                    "and has no trained BatchNorm to read)")
+    return Normalize(IMAGENET_MEAN, IMAGENET_STD), ("ImageNet's mean and std (it declares none, "
+                                                    "and no trained BatchNorm fits a usual "
+                                                    "scaling)")
 
 
 def _hint(failures: str) -> str:
